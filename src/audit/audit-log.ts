@@ -1,0 +1,59 @@
+import { createHash } from 'node:crypto';
+import { desc, sql } from 'drizzle-orm';
+import type { Db } from '../db/client.ts';
+import { auditEvents } from './audit.sql.ts';
+
+/** The `prevHash` of the first event. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** What happened, by whom, to what. `data` must be plain JSON (dates as ISO strings). */
+export interface AuditEntry {
+  actor: string;
+  action: string;
+  subjectType: string;
+  subjectId: string;
+  data?: Record<string, unknown>;
+  at: Date;
+}
+
+/** A stored event, as the chain sees it. */
+export type AuditEvent = typeof auditEvents.$inferSelect;
+
+/**
+ * Appends one event to the chain. Call it inside the transaction of the change it records:
+ * the transaction-scoped advisory lock makes appends take turns until commit, so `prevHash`
+ * always names the event committed just before, even with many writers and replicas.
+ */
+export async function appendAudit(tx: Db, entry: AuditEntry): Promise<void> {
+  await tx.execute(sql`select pg_advisory_xact_lock(hashtext('elevate.audit_events'))`);
+  const [last] = await tx
+    .select({ hash: auditEvents.hash })
+    .from(auditEvents)
+    .orderBy(desc(auditEvents.seq))
+    .limit(1);
+  const prevHash = last?.hash ?? GENESIS_HASH;
+  const event = { ...entry, data: entry.data ?? {} };
+  await tx.insert(auditEvents).values({ ...event, prevHash, hash: hashEvent(prevHash, event) });
+}
+
+/** SHA-256 over the previous hash and the event's canonical content. */
+export function hashEvent(prevHash: string, event: Omit<AuditEntry, 'data'> & { data: unknown }): string {
+  const content = canonicalJson({
+    at: event.at.toISOString(),
+    actor: event.actor,
+    action: event.action,
+    subjectType: event.subjectType,
+    subjectId: event.subjectId,
+    data: event.data,
+  });
+  return createHash('sha256').update(`${prevHash}\n${content}`).digest('hex');
+}
+
+/** JSON with object keys sorted at every depth, so equal content always hashes the same. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, inner) =>
+    inner && typeof inner === 'object' && !Array.isArray(inner)
+      ? Object.fromEntries(Object.entries(inner).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : inner,
+  );
+}

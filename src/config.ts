@@ -1,0 +1,61 @@
+import { z } from 'zod';
+
+/** Booleans as people write them in environment variables. */
+const flag = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'expected true or false' })
+  .transform((value) => ['true', '1', 'yes'].includes(value));
+
+/**
+ * The whole environment the process reads, in one schema with a section per concern.
+ * Chat platforms and grant providers add their sections here when they arrive.
+ */
+const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: z.coerce
+    .number({ message: 'expected a port number' })
+    .int()
+    .min(0)
+    .max(65535, 'expected a port number (0-65535)')
+    .default(3000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  // Database: PostgreSQL when set, embedded PGlite under ELEVATE_DATA_DIR otherwise.
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'expected a postgres:// or postgresql:// URL')
+    .optional(),
+  ELEVATE_DATA_DIR: z.string().min(1).default('./.data'),
+  // Policy as code: applied at start when set.
+  ELEVATE_POLICY_FILE: z.string().min(1).optional(),
+  // Background loop: how often the jobs tick.
+  ELEVATE_TICK_SECONDS: z.coerce.number({ message: 'expected a number of seconds' }).int().min(1).default(5),
+});
+
+/** The validated configuration. */
+export type Config = z.output<typeof envSchema>;
+
+/** A configuration problem; `lines` has one line per bad variable, fit to print as they are. */
+export class ConfigError extends Error {
+  readonly lines: string[];
+  constructor(lines: string[]) {
+    super(lines.join('\n'));
+    this.name = 'ConfigError';
+    this.lines = lines;
+  }
+}
+
+/** Reads and checks the environment; throws a ConfigError listing every problem at once. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // An empty variable means "not set", as in most twelve-factor tools.
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
+  const result = envSchema.safeParse(present);
+  if (result.success) return result.data;
+  throw new ConfigError(
+    result.error.issues.map((issue) => {
+      const name = String(issue.path[0]);
+      const value = env[name];
+      // Echo the bad value to help, unless it may hold a secret (a URL can carry a password).
+      const shown = value === undefined || /SECRET|TOKEN|PASSWORD|URL/.test(name) ? '' : `=${JSON.stringify(value)}`;
+      return `config: ${name}${shown}: ${issue.message}`;
+    }),
+  );
+}

@@ -1,0 +1,107 @@
+import { sql } from 'drizzle-orm';
+import { index, integer, pgTable, text, timestamp, unique, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { principals } from './principal.sql.ts';
+import { roles } from './role.sql.ts';
+
+/** The lifecycle states of PRODUCT.md; `approved` is also "scheduled" until the start time. */
+export const ACTIVATION_STATUSES = [
+  'pending_approval',
+  'approved',
+  'activating',
+  'active',
+  'revoking',
+  'ended',
+  'cancelled',
+  'denied',
+  'timed_out',
+  'failed',
+] as const;
+export type ActivationStatus = (typeof ACTIVATION_STATUSES)[number];
+
+/** States in which the principal holds, or is about to hold, the role. */
+export const OPEN_STATUSES = ['pending_approval', 'approved', 'activating', 'active', 'revoking'] as const;
+
+/**
+ * What an activation row is:
+ * - `activation`: a principal's request to use a role they are eligible for;
+ * - `assignment`: an admin's direct time-bound grant (PIM's active assignment) — no approval, same
+ *   grant/revoke lifecycle, so the loop treats both alike;
+ * - `extension`: a request for more time on an active activation; it only ever goes
+ *   pending_approval → approved (applied to its parent) | denied | cancelled | timed_out.
+ */
+export const ACTIVATION_KINDS = ['activation', 'assignment', 'extension'] as const;
+export type ActivationKind = (typeof ACTIVATION_KINDS)[number];
+
+const ts = () => timestamp({ withTimezone: true });
+
+export const activations = pgTable(
+  'activations',
+  {
+    id: uuid().primaryKey().defaultRandom(),
+    kind: text({ enum: ACTIVATION_KINDS }).notNull().default('activation'),
+    principalId: uuid()
+      .notNull()
+      .references(() => principals.id),
+    roleId: uuid()
+      .notNull()
+      .references(() => roles.id),
+    status: text({ enum: ACTIVATION_STATUSES }).notNull(),
+    /** Requested minutes (for an extension: the extra minutes); null = permanent assignment. */
+    durationMinutes: integer(),
+    startAt: ts().notNull(),
+    /** When the grant ends: start + duration, moved to activation time + duration once active. */
+    endAt: ts(),
+    justification: text().notNull().default(''),
+    ticketSystem: text(),
+    ticketNumber: text(),
+    /** Approvals needed, fixed at request time (0 when the role needs none). */
+    approvalsRequired: integer().notNull().default(0),
+    approvalExpiresAt: ts(),
+    /** For an extension: the activation it extends. */
+    extendsId: uuid(),
+    /** Who asked: the principal's email, or the admin/CLI actor for assignments. */
+    requestedBy: text().notNull(),
+    activatedAt: ts(),
+    endedAt: ts(),
+    endReason: text(),
+    /** Last provider error while granting or revoking; shown to admins. */
+    lastError: text(),
+    attempts: integer().notNull().default(0),
+    /** When the loop should next work on this row (grant/revoke retry with backoff). */
+    nextAttemptAt: ts(),
+    createdAt: ts().notNull().defaultNow(),
+    updatedAt: ts().notNull().defaultNow(),
+  },
+  (t) => [
+    // One open activation per principal and role (PRODUCT.md invariant), enforced by the database.
+    uniqueIndex('activations_one_open_per_principal_role')
+      .on(t.principalId, t.roleId)
+      .where(
+        sql`kind <> 'extension' and status in ('pending_approval', 'approved', 'activating', 'active', 'revoking')`,
+      ),
+    // One pending extension per activation.
+    uniqueIndex('activations_one_pending_extension')
+      .on(t.extendsId)
+      .where(sql`kind = 'extension' and status = 'pending_approval'`),
+    index().on(t.status, t.nextAttemptAt),
+    index().on(t.principalId, t.status),
+  ],
+);
+
+/** An approver's approve/deny with a comment. One per approver and request. */
+export const decisions = pgTable(
+  'decisions',
+  {
+    id: uuid().primaryKey().defaultRandom(),
+    activationId: uuid()
+      .notNull()
+      .references(() => activations.id),
+    approverId: uuid()
+      .notNull()
+      .references(() => principals.id),
+    verdict: text({ enum: ['approve', 'deny'] }).notNull(),
+    comment: text().notNull().default(''),
+    decidedAt: ts().notNull(),
+  },
+  (t) => [unique().on(t.activationId, t.approverId)],
+);

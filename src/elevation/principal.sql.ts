@@ -1,0 +1,27 @@
+import { boolean, jsonb, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+
+/** A person, keyed by lower-cased email; the same principal behind every chat identity. */
+export const principals = pgTable('principals', {
+  id: uuid().primaryKey().defaultRandom(),
+  email: text().notNull().unique(),
+  displayName: text(),
+  isAdmin: boolean().notNull().default(false),
+  createdAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
+});
+
+/** A chat account linked to a principal: Slack user per workspace, Teams AAD object per tenant. */
+export const chatIdentities = pgTable(
+  'chat_identities',
+  {
+    platform: text({ enum: ['slack', 'teams'] }).notNull(),
+    tenant: text().notNull(),
+    externalId: text().notNull(),
+    principalId: uuid()
+      .notNull()
+      .references(() => principals.id),
+    /** Platform data needed to reach the person later (e.g. a Teams conversation reference). */
+    data: jsonb().$type<Record<string, unknown>>().notNull().default({}),
+    updatedAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.platform, t.tenant, t.externalId] })],
+);

@@ -1,0 +1,33 @@
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { openTestDatabase, type TestDatabase } from '../support/db.ts';
+
+let database: TestDatabase;
+beforeAll(async () => {
+  database = await openTestDatabase();
+});
+afterAll(() => database?.close());
+
+test('migrations create every table from empty', async () => {
+  const tables = await database.superuser<{ table_name: string }>(
+    "select table_name from information_schema.tables where table_schema = 'public' order by table_name",
+  );
+  expect(tables.map((t) => t.table_name)).toEqual([
+    'activations',
+    'audit_events',
+    'chat_identities',
+    'chat_messages',
+    'decisions',
+    'eligibilities',
+    'notifications',
+    'principals',
+    'roles',
+  ]);
+});
+
+test('applying the migrations again changes nothing', async () => {
+  await database.migrate();
+  const applied = await database.superuser<{ n: number }>(
+    'select count(*)::int as n from drizzle.__drizzle_migrations',
+  );
+  expect(applied[0]?.n).toBeGreaterThanOrEqual(2);
+});
