@@ -1,10 +1,5 @@
 import { z } from 'zod';
 
-/** Booleans as people write them in environment variables. */
-const flag = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'expected true or false' })
-  .transform((value) => ['true', '1', 'yes'].includes(value));
-
 /**
  * The whole environment the process reads, in one schema with a section per concern.
  * Chat platforms and grant providers add their sections here when they arrive.
@@ -54,7 +49,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       const name = String(issue.path[0]);
       const value = env[name];
       // Echo the bad value to help, unless it may hold a secret (a URL can carry a password).
-      const shown = value === undefined || /SECRET|TOKEN|PASSWORD|URL/.test(name) ? '' : `=${JSON.stringify(value)}`;
+      const shown =
+        value === undefined || /SECRET|TOKEN|PASSWORD|URL/.test(name) ? '' : `=${JSON.stringify(value)}`;
       return `config: ${name}${shown}: ${issue.message}`;
     }),
   );

@@ -1,0 +1,149 @@
+import { and, desc, eq, gte, inArray, ne } from 'drizzle-orm';
+import type { Db } from '../db/client.ts';
+import { conflict, notFound } from '../errors.ts';
+import { type ActivationStatus, activations, decisions, OPEN_STATUSES } from './activation.sql.ts';
+import { principals } from './principal.sql.ts';
+import { roles } from './role.sql.ts';
+
+/** A stored activation (or assignment, or extension request). */
+export type Activation = typeof activations.$inferSelect;
+/** The columns a transition may set besides the status. */
+export type ActivationChanges = Partial<Omit<typeof activations.$inferInsert, 'id' | 'status'>>;
+
+/** An activation with its role and its principal, as the services and the surfaces show it. */
+export interface ActivationView {
+  activation: Activation;
+  role: typeof roles.$inferSelect;
+  principal: typeof principals.$inferSelect;
+}
+
+/** Loads an activation with its role and principal; `lock` takes the row lock (inside a tx only). */
+export async function getActivation(
+  db: Db,
+  id: string,
+  options: { lock?: boolean } = {},
+): Promise<ActivationView> {
+  if (!isUuid(id)) throw notFound(`There is no activation "${id}".`);
+  const query = db
+    .select({ activation: activations, role: roles, principal: principals })
+    .from(activations)
+    .innerJoin(roles, eq(roles.id, activations.roleId))
+    .innerJoin(principals, eq(principals.id, activations.principalId))
+    .where(eq(activations.id, id));
+  const [row] = options.lock ? await query.for('update', { of: activations }) : await query;
+  if (!row) throw notFound(`There is no activation "${id}".`);
+  return row;
+}
+
+/**
+ * The one way an activation changes status: a conditional update that succeeds for exactly one
+ * caller however many race, returning the new row, or undefined when the row had moved on.
+ */
+export async function transition(
+  tx: Db,
+  id: string,
+  from: readonly ActivationStatus[],
+  to: ActivationStatus,
+  changes: ActivationChanges & { updatedAt: Date },
+): Promise<Activation | undefined> {
+  const [row] = await tx
+    .update(activations)
+    .set({ ...changes, status: to })
+    .where(and(eq(activations.id, id), inArray(activations.status, from)))
+    .returning();
+  return row;
+}
+
+/** Inserts a new activation; a second open one for the same principal and role is a conflict. */
+export async function insertActivation(
+  tx: Db,
+  values: typeof activations.$inferInsert,
+  roleName: string,
+): Promise<Activation> {
+  try {
+    const [row] = await tx.insert(activations).values(values).returning();
+    if (!row) throw new Error('insert returned no row');
+    return row;
+  } catch (error) {
+    if (isUniqueViolation(error)) {
+      throw conflict(
+        values.kind === 'extension'
+          ? `An extension of ${roleName} is already waiting for approval.`
+          : `There is already an open request or activation of ${roleName}; cancel or deactivate it first.`,
+      );
+    }
+    throw error;
+  }
+}
+
+/** The open activation (any kind but extension) of a principal for a role, if any. */
+export async function findOpenActivation(db: Db, principalId: string, roleId: string) {
+  const [row] = await db
+    .select()
+    .from(activations)
+    .where(
+      and(
+        eq(activations.principalId, principalId),
+        eq(activations.roleId, roleId),
+        ne(activations.kind, 'extension'),
+        inArray(activations.status, OPEN_STATUSES),
+      ),
+    );
+  return row;
+}
+
+/** The decisions on a request, newest first, with the deciders' emails. */
+export async function listDecisions(db: Db, activationId: string) {
+  return db
+    .select({
+      verdict: decisions.verdict,
+      comment: decisions.comment,
+      decidedAt: decisions.decidedAt,
+      approverId: decisions.approverId,
+      approverEmail: principals.email,
+    })
+    .from(decisions)
+    .innerJoin(principals, eq(principals.id, decisions.approverId))
+    .where(eq(decisions.activationId, activationId))
+    .orderBy(desc(decisions.decidedAt));
+}
+
+/** Activations (and assignments) with their role and principal, newest first, for lists and the CLI. */
+export async function listActivations(
+  db: Db,
+  filter: {
+    principalId?: string;
+    roleId?: string;
+    statuses?: readonly ActivationStatus[];
+    since?: Date;
+    limit?: number;
+  } = {},
+): Promise<ActivationView[]> {
+  return db
+    .select({ activation: activations, role: roles, principal: principals })
+    .from(activations)
+    .innerJoin(roles, eq(roles.id, activations.roleId))
+    .innerJoin(principals, eq(principals.id, activations.principalId))
+    .where(
+      and(
+        filter.principalId ? eq(activations.principalId, filter.principalId) : undefined,
+        filter.roleId ? eq(activations.roleId, filter.roleId) : undefined,
+        filter.statuses ? inArray(activations.status, filter.statuses) : undefined,
+        filter.since ? gte(activations.createdAt, filter.since) : undefined,
+      ),
+    )
+    .orderBy(desc(activations.createdAt))
+    .limit(filter.limit ?? 1000);
+}
+
+/** PostgreSQL's unique_violation, whichever driver (and drizzle wrapper) reports it. */
+function isUniqueViolation(error: unknown): boolean {
+  for (let e = error as { code?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+    if (e.code === '23505') return true;
+  }
+  return false;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Ids come from people and payloads; one that is not a uuid simply names nothing. */
+export const isUuid = (id: string) => UUID.test(id);

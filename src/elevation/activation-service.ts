@@ -1,0 +1,740 @@
+import { and, eq, gt, isNull, lte, or } from 'drizzle-orm';
+import type { Clock } from '../clock.ts';
+import type { Db } from '../db/client.ts';
+import { conflict, forbidden, invalid } from '../errors.ts';
+import { GrantError, type GrantTarget } from '../grants/grant-provider.ts';
+import type { ProviderRegistry } from '../grants/registry.ts';
+import { decisions, OPEN_STATUSES } from './activation.sql.ts';
+import {
+  type Activation,
+  type ActivationView,
+  findOpenActivation,
+  getActivation,
+  insertActivation,
+  listActivations,
+  listDecisions,
+  transition,
+} from './activation-repository.ts';
+import { type Actor, SYSTEM } from './actor.ts';
+import { MINUTE_MS } from './duration.ts';
+import { IN_FLIGHT_LEASE_MS, MAX_GRANT_ATTEMPTS, retryDelayMs, statusOnceApproved } from './lifecycle.ts';
+import {
+  type ActivationAsk,
+  approverIds,
+  checkActivationRequest,
+  checkApprover,
+  checkDeactivation,
+  checkEligible,
+  checkExtension,
+  checkJustification,
+} from './policy.ts';
+import { listAdmins } from './principal-repository.ts';
+import { type Notice, recordChange } from './record.ts';
+import { eligibilities, roles } from './role.sql.ts';
+import { findEligibility, getRoleByName, namedApproverIds, type Role } from './role-repository.ts';
+
+/** What the activation service needs from the outside. */
+export interface ActivationDeps {
+  db: Db;
+  providers: ProviderRegistry;
+  clock: Clock;
+}
+
+/** A principal's board: what they may activate, what runs, what waits. */
+export interface Access {
+  eligible: { role: Role; eligibleUntil: Date | null }[];
+  active: ActivationView[];
+  pending: ActivationView[];
+}
+
+/** Outcome of an approval: `approved` once the quorum is reached, else `recorded` (more needed). */
+export interface ApprovalOutcome {
+  outcome: 'approved' | 'recorded';
+  view: ActivationView;
+  approvalsMissing: number;
+}
+
+const at = (date: Date) => date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+/**
+ * The activation use cases. Each one: a short transaction that locks, checks, writes the
+ * transition with its audit event and notifications, and commits; provider calls come after.
+ */
+export function createActivationService(deps: ActivationDeps) {
+  const { db, providers, clock } = deps;
+
+  /** Who may decide on requests for this role, never including the requester. */
+  async function approversFor(tx: Db, role: Role, requesterId: string): Promise<string[]> {
+    const admins = await listAdmins(tx);
+    return approverIds(
+      requesterId,
+      await namedApproverIds(tx, role),
+      admins.map((a) => a.id),
+    );
+  }
+
+  function requireRequester(actor: Actor): string {
+    if (!actor.principalId) throw forbidden('Only a person can request, cancel, extend or deactivate.');
+    return actor.principalId;
+  }
+
+  function requireOwner(actor: Actor, view: ActivationView, verb: string): void {
+    if (actor.principalId !== view.activation.principalId) {
+      throw forbidden(`Only ${view.principal.email} can ${verb} this ${view.activation.kind}.`);
+    }
+  }
+
+  /** Why a request is no longer pending, in words for the person who clicked too late. */
+  async function alreadyDecided(tx: Db, view: ActivationView): Promise<string> {
+    const a = view.activation;
+    const [last] = await listDecisions(tx, a.id);
+    const what = a.kind === 'extension' ? 'This extension request' : 'This request';
+    switch (a.status) {
+      case 'cancelled':
+        return `${what} was cancelled${a.endReason ? ` (${a.endReason})` : ''} at ${at(a.updatedAt)}.`;
+      case 'timed_out':
+        return `${what} timed out at ${at(a.updatedAt)} without a decision.`;
+      case 'denied':
+        return `${what} was already denied by ${last?.approverEmail ?? 'an approver'} at ${at(last?.decidedAt ?? a.updatedAt)}.`;
+      default:
+        return `${what} was already approved by ${last?.approverEmail ?? 'an approver'} at ${at(last?.decidedAt ?? a.updatedAt)}.`;
+    }
+  }
+
+  const runTx = <T>(work: (tx: Db) => Promise<T>) => db.transaction((tx) => work(tx as unknown as Db));
+
+  return {
+    /** The requester's board. */
+    async listAccess(principalId: string): Promise<Access> {
+      const now = clock();
+      const eligible = await db
+        .select({ role: roles, eligibleUntil: eligibilities.endAt })
+        .from(eligibilities)
+        .innerJoin(roles, eq(roles.id, eligibilities.roleId))
+        .where(
+          and(
+            eq(eligibilities.principalId, principalId),
+            isNull(roles.archivedAt),
+            lte(eligibilities.startAt, now),
+            or(isNull(eligibilities.endAt), gt(eligibilities.endAt, now)),
+          ),
+        )
+        .orderBy(roles.name);
+      const open = await listActivations(db, { principalId, statuses: OPEN_STATUSES });
+      return {
+        eligible,
+        active: open.filter((v) => v.activation.status !== 'pending_approval'),
+        pending: open.filter((v) => v.activation.status === 'pending_approval'),
+      };
+    },
+
+    /** Requests waiting for this principal's decision. */
+    async listApprovals(principalId: string): Promise<ActivationView[]> {
+      const pending = await listActivations(db, { statuses: ['pending_approval'] });
+      const mine: ActivationView[] = [];
+      for (const view of pending) {
+        if ((await approversFor(db, view.role, view.activation.principalId)).includes(principalId))
+          mine.push(view);
+      }
+      return mine;
+    },
+
+    /**
+     * Requests an activation of `roleName`. Without approval it starts at once (or is scheduled);
+     * with approval it waits, and each approver is notified.
+     */
+    async requestActivation(
+      input: { actor: Actor; roleName: string } & ActivationAsk,
+    ): Promise<ActivationView> {
+      const requesterId = requireRequester(input.actor);
+      const now = clock();
+      const id = await runTx(async (tx) => {
+        const role = await getRoleByName(tx, input.roleName);
+        const eligibility = checkEligible(role, await findEligibility(tx, requesterId, role.id), now);
+        const checked = checkActivationRequest(role, eligibility, input, now);
+        const open = await findOpenActivation(tx, requesterId, role.id);
+        if (open) {
+          throw conflict(
+            `You already have ${open.status === 'pending_approval' ? 'a pending request' : 'an open activation'} of ${role.name}; cancel or deactivate it first.`,
+          );
+        }
+        const s = role.settings;
+        let approvers: string[] = [];
+        if (s.requireApproval) {
+          approvers = await approversFor(tx, role, requesterId);
+          if (approvers.length < s.approvalsRequired) {
+            throw invalid(
+              approvers.length === 0
+                ? `Nobody but you can approve ${role.name}; ask an admin to name approvers.`
+                : `${role.name} needs ${s.approvalsRequired} approvals but only ${approvers.length} approver(s) other than you exist.`,
+            );
+          }
+        }
+        const status = s.requireApproval ? 'pending_approval' : statusOnceApproved(checked.startAt, now);
+        const activation = await insertActivation(
+          tx,
+          {
+            kind: 'activation',
+            principalId: requesterId,
+            roleId: role.id,
+            status,
+            durationMinutes: checked.durationMinutes,
+            startAt: checked.startAt,
+            endAt: checked.endAt,
+            justification: checked.justification,
+            ticketSystem: checked.ticketSystem,
+            ticketNumber: checked.ticketNumber,
+            approvalsRequired: s.requireApproval ? s.approvalsRequired : 0,
+            approvalExpiresAt: s.requireApproval
+              ? new Date(now.getTime() + s.approvalTimeout * MINUTE_MS)
+              : null,
+            requestedBy: input.actor.label,
+            nextAttemptAt: nextAttemptFor(status, checked.startAt, now),
+            createdAt: now,
+            updatedAt: now,
+          },
+          role.name,
+        );
+        const data = { role: role.name };
+        await recordChange(tx, {
+          actor: input.actor,
+          action: 'activation.requested',
+          subjectType: 'activation',
+          subjectId: activation.id,
+          activationId: activation.id,
+          at: now,
+          data: {
+            ...data,
+            status,
+            durationMinutes: checked.durationMinutes,
+            startAt: checked.startAt.toISOString(),
+            justification: checked.justification,
+            ticket: checked.ticketNumber,
+          },
+          notify: [
+            {
+              recipientId: requesterId,
+              kind: s.requireApproval ? 'activation_submitted' : 'activation_approved',
+              data,
+            },
+            ...approvers.map((recipientId) => ({ recipientId, kind: 'approval_requested', data })),
+          ],
+        });
+        return activation.id;
+      });
+      return settle(id);
+    },
+
+    /** An approver approves; the request moves on once the role's quorum is reached. */
+    async approve(input: { actor: Actor; activationId: string; comment?: string }): Promise<ApprovalOutcome> {
+      const now = clock();
+      const result = await runTx(async (tx) => {
+        const view = await getActivation(tx, input.activationId, { lock: true });
+        const a = view.activation;
+        if (a.status !== 'pending_approval') throw conflict(await alreadyDecided(tx, view));
+        const approverId = checkApprover(
+          view.role,
+          input.actor.principalId,
+          a.principalId,
+          await approversFor(tx, view.role, a.principalId),
+        );
+        const decided = await listDecisions(tx, a.id);
+        if (decided.some((d) => d.approverId === approverId)) {
+          throw conflict(
+            `You already approved this request; it needs ${a.approvalsRequired - decided.length} more approval(s).`,
+          );
+        }
+        await tx.insert(decisions).values({
+          activationId: a.id,
+          approverId,
+          verdict: 'approve',
+          comment: (input.comment ?? '').trim().slice(0, 500),
+          decidedAt: now,
+        });
+        const approvals = decided.length + 1;
+        const data = { role: view.role.name, comment: input.comment ?? '', approvals };
+        if (approvals < a.approvalsRequired) {
+          await recordChange(tx, {
+            actor: input.actor,
+            action: `${a.kind}.approval_recorded`,
+            subjectType: 'activation',
+            subjectId: a.id,
+            activationId: a.id,
+            at: now,
+            data,
+          });
+          return { outcome: 'recorded' as const, missing: a.approvalsRequired - approvals };
+        }
+        const informed: Notice[] = [
+          { recipientId: a.principalId, kind: `${a.kind}_approved`, data },
+          ...(await approversFor(tx, view.role, a.principalId)).map((recipientId) => ({
+            recipientId,
+            kind: 'request_decided',
+            data,
+          })),
+        ];
+        if (a.kind === 'extension') {
+          await applyExtension(tx, view, now);
+          await transition(tx, a.id, ['pending_approval'], 'approved', { updatedAt: now });
+        } else {
+          const next = statusOnceApproved(a.startAt, now);
+          const moved = await transition(tx, a.id, ['pending_approval'], next, {
+            nextAttemptAt: nextAttemptFor(next, a.startAt, now),
+            updatedAt: now,
+          });
+          if (!moved) throw conflict(await alreadyDecided(tx, view));
+        }
+        await recordChange(tx, {
+          actor: input.actor,
+          action: `${a.kind}.approved`,
+          subjectType: 'activation',
+          subjectId: a.id,
+          activationId: a.id,
+          at: now,
+          data,
+          notify: informed,
+        });
+        return { outcome: 'approved' as const, missing: 0 };
+      });
+      return {
+        outcome: result.outcome,
+        approvalsMissing: result.missing,
+        view: await settle(input.activationId),
+      };
+    },
+
+    /** An approver denies, with the reason the requester will read; the first decision wins. */
+    async deny(input: { actor: Actor; activationId: string; comment: string }): Promise<ActivationView> {
+      const now = clock();
+      const reason = (input.comment ?? '').trim();
+      await runTx(async (tx) => {
+        const view = await getActivation(tx, input.activationId, { lock: true });
+        const a = view.activation;
+        if (a.status !== 'pending_approval') throw conflict(await alreadyDecided(tx, view));
+        const approvers = await approversFor(tx, view.role, a.principalId);
+        const approverId = checkApprover(view.role, input.actor.principalId, a.principalId, approvers);
+        if (!reason) throw invalid('Say why you deny the request; the requester will read it.', 'comment');
+        if (reason.length > 500) throw invalid('The reason may be at most 500 characters.', 'comment');
+        await tx
+          .insert(decisions)
+          .values({ activationId: a.id, approverId, verdict: 'deny', comment: reason, decidedAt: now })
+          .onConflictDoUpdate({
+            // A quorum approver who approved earlier may still deny before the quorum is reached.
+            target: [decisions.activationId, decisions.approverId],
+            set: { verdict: 'deny', comment: reason, decidedAt: now },
+          });
+        await transition(tx, a.id, ['pending_approval'], 'denied', {
+          endReason: reason,
+          endedAt: now,
+          updatedAt: now,
+        });
+        const data = { role: view.role.name, reason };
+        await recordChange(tx, {
+          actor: input.actor,
+          action: `${a.kind}.denied`,
+          subjectType: 'activation',
+          subjectId: a.id,
+          activationId: a.id,
+          at: now,
+          data,
+          notify: [
+            { recipientId: a.principalId, kind: `${a.kind}_denied`, data },
+            ...approvers.map((recipientId) => ({ recipientId, kind: 'request_decided', data })),
+          ],
+        });
+      });
+      return getActivation(db, input.activationId);
+    },
+
+    /** The requester withdraws a request that is pending or scheduled. */
+    async cancel(input: { actor: Actor; activationId: string }): Promise<ActivationView> {
+      const now = clock();
+      await runTx(async (tx) => {
+        const view = await getActivation(tx, input.activationId, { lock: true });
+        requireOwner(input.actor, view, 'cancel');
+        const a = view.activation;
+        const moved = await transition(tx, a.id, ['pending_approval', 'approved'], 'cancelled', {
+          endReason: 'cancelled by the requester',
+          endedAt: now,
+          updatedAt: now,
+        });
+        if (!moved) {
+          throw conflict(
+            a.status === 'active'
+              ? `Your ${view.role.name} activation is already active; deactivate it instead.`
+              : `This ${a.kind} is ${a.status.replace('_', ' ')} and can no longer be cancelled.`,
+          );
+        }
+        const data = { role: view.role.name };
+        await recordChange(tx, {
+          actor: input.actor,
+          action: `${a.kind}.cancelled`,
+          subjectType: 'activation',
+          subjectId: a.id,
+          activationId: a.id,
+          at: now,
+          data,
+          notify:
+            a.status === 'pending_approval'
+              ? (await approversFor(tx, view.role, a.principalId)).map((recipientId) => ({
+                  recipientId,
+                  kind: 'request_decided',
+                  data,
+                }))
+              : [],
+        });
+      });
+      return getActivation(db, input.activationId);
+    },
+
+    /** The requester ends their activation early (not in its first minutes, PIM's rule). */
+    async deactivate(input: { actor: Actor; activationId: string }): Promise<ActivationView> {
+      const now = clock();
+      await runTx(async (tx) => {
+        const view = await getActivation(tx, input.activationId, { lock: true });
+        requireOwner(input.actor, view, 'deactivate');
+        const a = view.activation;
+        if (a.status !== 'active' || !a.activatedAt) {
+          throw conflict(`This ${a.kind} is ${a.status.replace('_', ' ')}, not active.`);
+        }
+        checkDeactivation(view.role, a.activatedAt, now);
+        await startRevoke(tx, view, input.actor, 'deactivated by the requester', now);
+      });
+      return settle(input.activationId);
+    },
+
+    /**
+     * The requester asks for more time before expiry: applied at once, or as an extension request
+     * through approval when the role requires approval.
+     */
+    async extend(input: {
+      actor: Actor;
+      activationId: string;
+      durationMinutes: number;
+      justification?: string;
+    }): Promise<ActivationView> {
+      const now = clock();
+      return runTx(async (tx) => {
+        const view = await getActivation(tx, input.activationId, { lock: true });
+        requireOwner(input.actor, view, 'extend');
+        const a = view.activation;
+        if (a.kind !== 'activation' || a.status !== 'active' || !a.endAt) {
+          throw conflict(
+            `Only an active activation can be extended; this one is ${a.status.replace('_', ' ')}.`,
+          );
+        }
+        const role = view.role;
+        const eligibility = checkEligible(role, await findEligibility(tx, a.principalId, role.id), now);
+        const newEnd = checkExtension(role, { endAt: a.endAt }, input.durationMinutes, eligibility, now);
+        const justification = checkJustification(role, input.justification);
+        const data = { role: role.name, durationMinutes: input.durationMinutes, justification };
+        if (!role.settings.requireApproval) {
+          await transition(tx, a.id, ['active'], 'active', {
+            endAt: newEnd,
+            nextAttemptAt: newEnd,
+            updatedAt: now,
+          });
+          await recordChange(tx, {
+            actor: input.actor,
+            action: 'activation.extended',
+            subjectType: 'activation',
+            subjectId: a.id,
+            activationId: a.id,
+            at: now,
+            data: { ...data, endAt: newEnd.toISOString() },
+            notify: [{ recipientId: a.principalId, kind: 'activation_extended', data }],
+          });
+          return getActivation(tx, a.id);
+        }
+        const approvers = await approversFor(tx, role, a.principalId);
+        if (approvers.length < role.settings.approvalsRequired) {
+          throw invalid(`Nobody but you can approve ${role.name}; ask an admin to name approvers.`);
+        }
+        const extension = await insertActivation(
+          tx,
+          {
+            kind: 'extension',
+            extendsId: a.id,
+            principalId: a.principalId,
+            roleId: role.id,
+            status: 'pending_approval',
+            durationMinutes: input.durationMinutes,
+            startAt: a.endAt,
+            endAt: newEnd,
+            justification,
+            approvalsRequired: role.settings.approvalsRequired,
+            approvalExpiresAt: new Date(
+              Math.min(a.endAt.getTime(), now.getTime() + role.settings.approvalTimeout * MINUTE_MS),
+            ),
+            requestedBy: input.actor.label,
+            createdAt: now,
+            updatedAt: now,
+          },
+          role.name,
+        );
+        await recordChange(tx, {
+          actor: input.actor,
+          action: 'extension.requested',
+          subjectType: 'activation',
+          subjectId: extension.id,
+          activationId: extension.id,
+          at: now,
+          data: { ...data, extends: a.id },
+          notify: [
+            { recipientId: a.principalId, kind: 'extension_submitted', data },
+            ...approvers.map((recipientId) => ({ recipientId, kind: 'approval_requested', data })),
+          ],
+        });
+        return getActivation(tx, extension.id);
+      });
+    },
+
+    /** An admin takes access away: a running grant is revoked, a waiting request is cancelled. */
+    async revoke(input: { actor: Actor; activationId: string; reason?: string }): Promise<ActivationView> {
+      if (!input.actor.isAdmin) throw forbidden('Only an admin can revoke an activation.');
+      const now = clock();
+      const reason = `revoked by ${input.actor.label}${input.reason ? `: ${input.reason}` : ''}`;
+      await runTx(async (tx) => {
+        const view = await getActivation(tx, input.activationId, { lock: true });
+        const a = view.activation;
+        if (a.status === 'active') return startRevoke(tx, view, input.actor, reason, now);
+        if (a.status === 'activating') {
+          throw conflict('This activation is being granted right now; revoke it again in a moment.');
+        }
+        const moved = await transition(tx, a.id, ['pending_approval', 'approved'], 'cancelled', {
+          endReason: reason,
+          endedAt: now,
+          updatedAt: now,
+        });
+        if (!moved) throw conflict(`This ${a.kind} is already ${a.status.replace('_', ' ')}.`);
+        await recordChange(tx, {
+          actor: input.actor,
+          action: `${a.kind}.revoked`,
+          subjectType: 'activation',
+          subjectId: a.id,
+          activationId: a.id,
+          at: now,
+          data: { role: view.role.name, reason },
+          notify: [
+            { recipientId: a.principalId, kind: 'activation_ended', data: { role: view.role.name, reason } },
+          ],
+        });
+      });
+      return settle(input.activationId);
+    },
+
+    /** Activations for admins and the CLI, newest first. */
+    list: (filter: Parameters<typeof listActivations>[1]) => listActivations(db, filter),
+
+    settle,
+  };
+
+  /** Applies an approved extension to its (still active) parent activation. */
+  async function applyExtension(tx: Db, extension: ActivationView, now: Date): Promise<void> {
+    const e = extension.activation;
+    if (!e.extendsId || !e.endAt) throw new Error(`extension ${e.id} has no parent`);
+    const parent = await transition(tx, e.extendsId, ['active'], 'active', {
+      endAt: e.endAt,
+      nextAttemptAt: e.endAt,
+      updatedAt: now,
+    });
+    if (!parent) throw conflict('The activation this extension was for is no longer active.');
+  }
+
+  /** active → revoking, with its audit event; the provider call follows after commit (settle). */
+  async function startRevoke(tx: Db, view: ActivationView, actor: Actor, reason: string, now: Date) {
+    const a = view.activation;
+    const moved = await transition(tx, a.id, ['active'], 'revoking', {
+      endReason: reason,
+      attempts: 0,
+      nextAttemptAt: new Date(now.getTime() + IN_FLIGHT_LEASE_MS),
+      updatedAt: now,
+    });
+    if (!moved) throw conflict(`This ${a.kind} is no longer active.`);
+    await recordChange(tx, {
+      actor,
+      action: `${a.kind}.revoke_started`,
+      subjectType: 'activation',
+      subjectId: a.id,
+      activationId: a.id,
+      at: now,
+      data: { role: view.role.name, reason },
+    });
+  }
+
+  /**
+   * Finishes what an activation has in flight: grants an `activating` one, revokes a `revoking`
+   * one. Safe to repeat and to race (providers are idempotent; the transitions are conditional),
+   * so both the request path and the loop after a crash call it.
+   */
+  async function settle(activationId: string): Promise<ActivationView> {
+    const view = await getActivation(db, activationId);
+    const a = view.activation;
+    if (a.status !== 'activating' && a.status !== 'revoking') return view;
+    const provider = providers.get(view.role.providerType);
+    const target: GrantTarget = {
+      activationId: a.id,
+      principal: { id: view.principal.id, email: view.principal.email },
+      role: { name: view.role.name, scope: view.role.scope, config: view.role.providerConfig },
+      endAt: a.endAt,
+    };
+    let failure: GrantError | undefined;
+    try {
+      if (!provider) {
+        throw new GrantError(`no grant provider "${view.role.providerType}" is configured`, {
+          retryable: false,
+        });
+      }
+      await (a.status === 'activating' ? provider.grant(target) : provider.revoke(target));
+    } catch (error) {
+      failure =
+        error instanceof GrantError
+          ? error
+          : new GrantError(error instanceof Error ? error.message : String(error), {
+              retryable: true,
+              cause: error,
+            });
+    }
+    const now = clock();
+    await runTx((tx) =>
+      a.status === 'activating' ? finishGrant(tx, view, failure, now) : finishRevoke(tx, view, failure, now),
+    );
+    return getActivation(db, activationId);
+  }
+
+  async function finishGrant(tx: Db, view: ActivationView, failure: GrantError | undefined, now: Date) {
+    const a = view.activation;
+    const data = { role: view.role.name };
+    if (!failure) {
+      // An assignment keeps the end its admin set; an activation runs its duration from now.
+      const endAt =
+        a.kind === 'assignment' || a.durationMinutes === null
+          ? a.endAt
+          : new Date(now.getTime() + a.durationMinutes * MINUTE_MS);
+      const moved = await transition(tx, a.id, ['activating'], 'active', {
+        activatedAt: now,
+        endAt,
+        attempts: 0,
+        lastError: null,
+        nextAttemptAt: endAt,
+        updatedAt: now,
+      });
+      if (!moved) return; // another replica finished it first
+      await recordChange(tx, {
+        actor: SYSTEM,
+        action: `${a.kind}.granted`,
+        subjectType: 'activation',
+        subjectId: a.id,
+        activationId: a.id,
+        at: now,
+        data: { ...data, endAt: endAt?.toISOString() ?? null },
+        notify: [{ recipientId: a.principalId, kind: 'activation_active', data }],
+      });
+      return;
+    }
+    const attempts = a.attempts + 1;
+    if (!failure.retryable || attempts >= MAX_GRANT_ATTEMPTS) {
+      const moved = await transition(tx, a.id, ['activating'], 'failed', {
+        attempts,
+        lastError: failure.message,
+        endReason: `grant failed: ${failure.message}`,
+        endedAt: now,
+        nextAttemptAt: null,
+        updatedAt: now,
+      });
+      if (!moved) return;
+      const admins = await listAdmins(tx);
+      const failed = { ...data, error: failure.message };
+      await recordChange(tx, {
+        actor: SYSTEM,
+        action: `${a.kind}.failed`,
+        subjectType: 'activation',
+        subjectId: a.id,
+        activationId: a.id,
+        at: now,
+        data: { ...failed, attempts },
+        notify: [
+          { recipientId: a.principalId, kind: 'activation_failed', data: failed },
+          ...admins.map((admin) => ({ recipientId: admin.id, kind: 'grant_failed', data: failed })),
+        ],
+      });
+      return;
+    }
+    const moved = await transition(tx, a.id, ['activating'], 'activating', {
+      attempts,
+      lastError: failure.message,
+      nextAttemptAt: new Date(now.getTime() + retryDelayMs(attempts)),
+      updatedAt: now,
+    });
+    if (!moved) return;
+    await recordChange(tx, {
+      actor: SYSTEM,
+      action: `${a.kind}.grant_retrying`,
+      subjectType: 'activation',
+      subjectId: a.id,
+      activationId: a.id,
+      at: now,
+      data: { ...data, error: failure.message, attempts },
+    });
+  }
+
+  async function finishRevoke(tx: Db, view: ActivationView, failure: GrantError | undefined, now: Date) {
+    const a = view.activation;
+    const data = { role: view.role.name, reason: a.endReason ?? 'ended' };
+    if (!failure) {
+      const moved = await transition(tx, a.id, ['revoking'], 'ended', {
+        endedAt: now,
+        lastError: null,
+        nextAttemptAt: null,
+        updatedAt: now,
+      });
+      if (!moved) return;
+      await recordChange(tx, {
+        actor: SYSTEM,
+        action: `${a.kind}.ended`,
+        subjectType: 'activation',
+        subjectId: a.id,
+        activationId: a.id,
+        at: now,
+        data,
+        notify: [{ recipientId: a.principalId, kind: 'activation_ended', data }],
+      });
+      return;
+    }
+    // A role is never reported revoked until the provider confirms: stay `revoking`, retry with
+    // backoff, and alert the admins on the first failure.
+    const attempts = a.attempts + 1;
+    const moved = await transition(tx, a.id, ['revoking'], 'revoking', {
+      attempts,
+      lastError: failure.message,
+      nextAttemptAt: new Date(now.getTime() + retryDelayMs(attempts)),
+      updatedAt: now,
+    });
+    if (!moved) return;
+    const admins = attempts === 1 ? await listAdmins(tx) : [];
+    await recordChange(tx, {
+      actor: SYSTEM,
+      action: `${a.kind}.revoke_failing`,
+      subjectType: 'activation',
+      subjectId: a.id,
+      activationId: a.id,
+      at: now,
+      data: { ...data, error: failure.message, attempts },
+      notify: admins.map((admin) => ({
+        recipientId: admin.id,
+        kind: 'revoke_failing',
+        data: { ...data, error: failure.message },
+      })),
+    });
+  }
+}
+
+/** When the loop should next look at a row in `status`: at its start, or after the in-flight lease. */
+function nextAttemptFor(status: Activation['status'], startAt: Date, now: Date): Date | null {
+  if (status === 'approved') return startAt;
+  if (status === 'activating') return new Date(now.getTime() + IN_FLIGHT_LEASE_MS);
+  return null;
+}
+
+/** The activation service's interface, for the surfaces that call it. */
+export type ActivationService = ReturnType<typeof createActivationService>;

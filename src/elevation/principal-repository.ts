@@ -1,0 +1,43 @@
+import { eq, inArray } from 'drizzle-orm';
+import type { Db } from '../db/client.ts';
+import { invalid } from '../errors.ts';
+import { principals } from './principal.sql.ts';
+
+/** A stored principal. */
+export type Principal = typeof principals.$inferSelect;
+
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+/** The canonical key of a principal: trimmed, lower-cased; refuses what is not an email. */
+export function normalizeEmail(email: string): string {
+  const key = email.trim().toLowerCase();
+  if (!EMAIL.test(key)) throw invalid(`"${email}" is not an email address`);
+  return key;
+}
+
+/** The principal with this email, created on first sight (people are named before they chat). */
+export async function ensurePrincipal(db: Db, email: string): Promise<Principal> {
+  const key = normalizeEmail(email);
+  const [created] = await db.insert(principals).values({ email: key }).onConflictDoNothing().returning();
+  if (created) return created;
+  const [existing] = await db.select().from(principals).where(eq(principals.email, key));
+  if (!existing) throw new Error(`principal ${key} vanished after insert`);
+  return existing;
+}
+
+/** The principal with this email, if any. */
+export async function findPrincipalByEmail(db: Db, email: string): Promise<Principal | undefined> {
+  const [row] = await db.select().from(principals).where(eq(principals.email, email.trim().toLowerCase()));
+  return row;
+}
+
+/** Principals by id, for turning stored ids back into people. */
+export async function principalsByIds(db: Db, ids: string[]): Promise<Principal[]> {
+  if (ids.length === 0) return [];
+  return db.select().from(principals).where(inArray(principals.id, ids));
+}
+
+/** The bot admins: they approve when a role names no approvers, and they are alerted. */
+export async function listAdmins(db: Db): Promise<Principal[]> {
+  return db.select().from(principals).where(eq(principals.isAdmin, true));
+}

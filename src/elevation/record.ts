@@ -1,0 +1,49 @@
+import { appendAudit } from '../audit/audit-log.ts';
+import type { Db } from '../db/client.ts';
+import type { Actor } from './actor.ts';
+import { notifications } from './notification.sql.ts';
+
+/** A message for one principal, rendered later by each chat platform (chat/messages.ts). */
+export interface Notice {
+  recipientId: string;
+  kind: string;
+  data?: Record<string, unknown>;
+}
+
+/** One state change as the outside world learns of it. */
+export interface Change {
+  actor: Actor;
+  action: string;
+  subjectType: 'activation' | 'role' | 'eligibility' | 'principal' | 'policy';
+  subjectId: string;
+  data?: Record<string, unknown>;
+  at: Date;
+  activationId?: string;
+  notify?: Notice[];
+}
+
+/**
+ * Writes the audit event and the outbox rows of a change. Call it in the transaction that made
+ * the change, so state, audit and notifications commit together or not at all.
+ */
+export async function recordChange(tx: Db, change: Change): Promise<void> {
+  await appendAudit(tx, {
+    actor: change.actor.label,
+    action: change.action,
+    subjectType: change.subjectType,
+    subjectId: change.subjectId,
+    data: change.data,
+    at: change.at,
+  });
+  const notice = change.notify ?? [];
+  if (notice.length === 0) return;
+  await tx.insert(notifications).values(
+    notice.map((n) => ({
+      recipientId: n.recipientId,
+      kind: n.kind,
+      activationId: change.activationId ?? null,
+      data: n.data ?? {},
+      nextAttemptAt: change.at,
+    })),
+  );
+}

@@ -1,0 +1,79 @@
+import { z } from 'zod';
+import type { Db } from '../../src/db/client.ts';
+import { createActivationService } from '../../src/elevation/activation-service.ts';
+import { type Actor, cliActor, principalActor } from '../../src/elevation/actor.ts';
+import { createAdminService, type RoleInput } from '../../src/elevation/admin-service.ts';
+import { MINUTE_MS } from '../../src/elevation/duration.ts';
+import { ensurePrincipal } from '../../src/elevation/principal-repository.ts';
+import type { GrantProvider, GrantTarget } from '../../src/grants/grant-provider.ts';
+import { createProviderRegistry } from '../../src/grants/registry.ts';
+
+/** A grant provider that remembers what it holds and counts calls: a real port implementation. */
+export function createRecordingProvider(type = 'recording') {
+  const held = new Set<string>();
+  const calls: { op: 'grant' | 'revoke'; target: GrantTarget }[] = [];
+  let failNext: Error[] = [];
+  const provider: GrantProvider = {
+    type,
+    async grant(target) {
+      calls.push({ op: 'grant', target });
+      const failure = failNext.shift();
+      if (failure) throw failure;
+      held.add(`${target.principal.email}/${target.role.name}`);
+    },
+    async revoke(target) {
+      calls.push({ op: 'revoke', target });
+      const failure = failNext.shift();
+      if (failure) throw failure;
+      held.delete(`${target.principal.email}/${target.role.name}`);
+    },
+    async check(target) {
+      return held.has(`${target.principal.email}/${target.role.name}`);
+    },
+  };
+  return {
+    provider,
+    held,
+    calls,
+    /** The next calls throw these errors, in order. */
+    failWith: (...errors: Error[]) => {
+      failNext = errors;
+    },
+  };
+}
+
+/** The core services on a test database, with a clock the test moves. */
+export function createCore(db: Db, start = new Date('2026-06-01T09:00:00Z')) {
+  let now = start;
+  const clock = () => now;
+  const recording = createRecordingProvider();
+  const providers = createProviderRegistry([{ provider: recording.provider, config: z.object({}).strict() }]);
+  const activations = createActivationService({ db, providers, clock });
+  const admin = createAdminService({ db, providers, clock, settle: activations.settle });
+  const cli = cliActor('test');
+  return {
+    db,
+    clock,
+    providers,
+    recording,
+    activations,
+    admin,
+    cli,
+    /** Moves the clock forward. */
+    advance(minutes: number) {
+      now = new Date(now.getTime() + minutes * MINUTE_MS);
+    },
+    /** A principal acting from chat. */
+    async person(email: string): Promise<Actor> {
+      return principalActor(await ensurePrincipal(db, email));
+    },
+    /** A role with settings (PIM defaults for the rest) on the recording provider. */
+    async role(name: string, settings: RoleInput['settings'] = {}, extra: Partial<RoleInput> = {}) {
+      await admin.saveRole(cli, { name, provider: { type: 'recording' }, settings, ...extra });
+    },
+    /** Makes `email` eligible for `role` (permanent by default). */
+    async eligible(email: string, roleName: string, endAt: Date | null = null) {
+      await admin.assignEligibility(cli, { email, roleName, endAt });
+    },
+  };
+}
