@@ -87,18 +87,17 @@ export function createActivationService(deps: ActivationDeps) {
   /** Why a request is no longer pending, in words for the person who clicked too late. */
   async function alreadyDecided(tx: Db, view: ActivationView): Promise<string> {
     const a = view.activation;
-    const [last] = await listDecisions(tx, a.id);
     const what = a.kind === 'extension' ? 'This extension request' : 'This request';
-    switch (a.status) {
-      case 'cancelled':
-        return `${what} was cancelled${a.endReason ? ` (${a.endReason})` : ''} at ${at(a.updatedAt)}.`;
-      case 'timed_out':
-        return `${what} timed out at ${at(a.updatedAt)} without a decision.`;
-      case 'denied':
-        return `${what} was already denied by ${last?.approverEmail ?? 'an approver'} at ${at(last?.decidedAt ?? a.updatedAt)}.`;
-      default:
-        return `${what} was already approved by ${last?.approverEmail ?? 'an approver'} at ${at(last?.decidedAt ?? a.updatedAt)}.`;
+    if (a.status === 'cancelled') {
+      return `${what} was cancelled${a.endReason ? ` (${a.endReason})` : ''} at ${at(a.updatedAt)}.`;
     }
+    if (a.status === 'timed_out') return `${what} timed out at ${at(a.updatedAt)} without a decision.`;
+    // Denied: the one who denied. Approved: everyone who made up the quorum, at the last approval.
+    const verdict = a.status === 'denied' ? 'deny' : 'approve';
+    const deciders = (await listDecisions(tx, a.id)).filter((d) => d.verdict === verdict);
+    const names = deciders.map((d) => d.approverEmail).sort();
+    const when = deciders[0]?.decidedAt ?? a.updatedAt;
+    return `${what} was already ${verdict === 'deny' ? 'denied' : 'approved'} by ${names.join(' and ') || 'an approver'} at ${at(when)}.`;
   }
 
   const runTx = <T>(work: (tx: Db) => Promise<T>) => db.transaction((tx) => work(tx as unknown as Db));
