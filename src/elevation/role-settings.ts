@@ -15,32 +15,34 @@ export const MAX_START_AHEAD = 14 * DAY;
 const minutes = z.number().int().positive();
 const email = z.email().transform((value) => value.toLowerCase());
 
-const settingsShape = z.object({
-  maxDuration: minutes.default(8 * 60),
-  minDuration: minutes.default(30),
-  defaultDuration: minutes.optional(),
-  allowLongActivation: z.boolean().default(false),
-  requireJustification: z.boolean().default(true),
-  requireTicket: z.boolean().default(false),
-  ticketSystem: z.string().min(1).max(100).optional(),
-  ticketPattern: z
-    .string()
-    .refine((pattern) => isRegex(pattern), { message: 'is not a valid regular expression' })
-    .optional(),
-  requireApproval: z.boolean().default(false),
-  approvers: z.array(email).default([]),
-  approvalsRequired: z.number().int().min(1).default(1),
-  approvalTimeout: minutes.default(DAY),
-  requireMfaOnActivation: z.boolean().default(false),
-  requireMfaToApprove: z.boolean().default(false),
-  allowCustomStart: z.boolean().default(true),
-  allowPermanentEligibility: z.boolean().default(true),
-  maxEligibility: minutes.default(365 * DAY),
-  allowPermanentActiveAssignment: z.boolean().default(false),
-  maxActiveAssignment: minutes.default(15 * DAY),
-  allowExtension: z.boolean().default(true),
-  minActiveBeforeDeactivation: z.number().int().min(0).default(5),
-});
+const settingsShape = z
+  .object({
+    maxDuration: minutes.default(8 * 60),
+    minDuration: minutes.default(30),
+    defaultDuration: minutes.optional(),
+    allowLongActivation: z.boolean().default(false),
+    requireJustification: z.boolean().default(true),
+    requireTicket: z.boolean().default(false),
+    ticketSystem: z.string().min(1).max(100).optional(),
+    ticketPattern: z
+      .string()
+      .refine((pattern) => isRegex(pattern), { message: 'is not a valid regular expression' })
+      .optional(),
+    requireApproval: z.boolean().default(false),
+    approvers: z.array(email).default([]),
+    approvalsRequired: z.number().int().min(1).default(1),
+    approvalTimeout: minutes.default(DAY),
+    requireMfaOnActivation: z.boolean().default(false),
+    requireMfaToApprove: z.boolean().default(false),
+    allowCustomStart: z.boolean().default(true),
+    allowPermanentEligibility: z.boolean().default(true),
+    maxEligibility: minutes.default(365 * DAY),
+    allowPermanentActiveAssignment: z.boolean().default(false),
+    maxActiveAssignment: minutes.default(15 * DAY),
+    allowExtension: z.boolean().default(true),
+    minActiveBeforeDeactivation: z.number().int().min(0).default(5),
+  })
+  .strict();
 
 /** Settings with every default filled in and every cross-field bound checked. */
 export const roleSettingsSchema = settingsShape
