@@ -1,5 +1,6 @@
--- The audit trail is append-only: no role the app connects as may change or remove an event.
--- (A superuser can still disable the trigger; `elevate audit verify` catches that through the hash chain.)
+-- The audit trail is append-only: UPDATE, DELETE and TRUNCATE are refused for every role.
+-- The table's owner or a superuser can still disable the trigger (run the app as a role that
+-- only has INSERT/SELECT on audit_events); `elevate audit verify` catches such edits through the hash chain.
 CREATE FUNCTION audit_events_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   RAISE EXCEPTION 'audit_events is append-only: % refused', TG_OP USING ERRCODE = 'insufficient_privilege';

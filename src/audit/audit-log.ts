@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { desc, sql } from 'drizzle-orm';
-import type { Db } from '../db/client.ts';
+import type { Tx } from '../db/client.ts';
 import { auditEvents } from './audit.sql.ts';
 
 /** The `prevHash` of the first event. */
@@ -23,8 +23,10 @@ export type AuditEvent = typeof auditEvents.$inferSelect;
  * Appends one event to the chain. Call it inside the transaction of the change it records:
  * the transaction-scoped advisory lock makes appends take turns until commit, so `prevHash`
  * always names the event committed just before, even with many writers and replicas.
+ * It relies on READ COMMITTED (our only isolation level): the read after the lock sees the
+ * latest commit. Hence `Tx`, not `Db`: outside a transaction the lock would protect nothing.
  */
-export async function appendAudit(tx: Db, entry: AuditEntry): Promise<void> {
+export async function appendAudit(tx: Tx, entry: AuditEntry): Promise<void> {
   await tx.execute(sql`select pg_advisory_xact_lock(hashtext('elevate.audit_events'))`);
   const [last] = await tx
     .select({ hash: auditEvents.hash })

@@ -1,6 +1,6 @@
 import { and, eq, gt, isNull, lte, or } from 'drizzle-orm';
 import type { Clock } from '../clock.ts';
-import type { Db } from '../db/client.ts';
+import type { Db, Tx } from '../db/client.ts';
 import { conflict, forbidden, invalid } from '../errors.ts';
 import { GrantError, type GrantTarget } from '../grants/grant-provider.ts';
 import type { ProviderRegistry } from '../grants/registry.ts';
@@ -27,6 +27,7 @@ import {
   checkEligible,
   checkExtension,
   checkJustification,
+  cleanText,
 } from './policy.ts';
 import { listAdmins } from './principal-repository.ts';
 import { type Notice, recordChange } from './record.ts';
@@ -100,7 +101,7 @@ export function createActivationService(deps: ActivationDeps) {
     return `${what} was already ${verdict === 'deny' ? 'denied' : 'approved'} by ${names.join(' and ') || 'an approver'} at ${at(when)}.`;
   }
 
-  const runTx = <T>(work: (tx: Db) => Promise<T>) => db.transaction((tx) => work(tx as unknown as Db));
+  const runTx = <T>(work: (tx: Tx) => Promise<T>) => db.transaction(work);
 
   return {
     /** The requester's board. */
@@ -247,11 +248,11 @@ export function createActivationService(deps: ActivationDeps) {
           activationId: a.id,
           approverId,
           verdict: 'approve',
-          comment: (input.comment ?? '').trim().slice(0, 500),
+          comment: cleanText(input.comment).slice(0, 500),
           decidedAt: now,
         });
         const approvals = decided.length + 1;
-        const data = { role: view.role.name, comment: input.comment ?? '', approvals };
+        const data = { role: view.role.name, comment: cleanText(input.comment).slice(0, 500), approvals };
         if (approvals < a.approvalsRequired) {
           await recordChange(tx, {
             actor: input.actor,
@@ -305,7 +306,7 @@ export function createActivationService(deps: ActivationDeps) {
     /** An approver denies, with the reason the requester will read; the first decision wins. */
     async deny(input: { actor: Actor; activationId: string; comment: string }): Promise<ActivationView> {
       const now = clock();
-      const reason = (input.comment ?? '').trim();
+      const reason = cleanText(input.comment);
       await runTx(async (tx) => {
         const view = await getActivation(tx, input.activationId, { lock: true });
         const a = view.activation;
@@ -529,7 +530,7 @@ export function createActivationService(deps: ActivationDeps) {
   };
 
   /** Applies an approved extension to its (still active) parent activation. */
-  async function applyExtension(tx: Db, extension: ActivationView, now: Date): Promise<void> {
+  async function applyExtension(tx: Tx, extension: ActivationView, now: Date): Promise<void> {
     const e = extension.activation;
     if (!e.extendsId || !e.endAt) throw new Error(`extension ${e.id} has no parent`);
     const parent = await transition(tx, e.extendsId, ['active'], 'active', {
@@ -541,7 +542,7 @@ export function createActivationService(deps: ActivationDeps) {
   }
 
   /** active → revoking, with its audit event; the provider call follows after commit (settle). */
-  async function startRevoke(tx: Db, view: ActivationView, actor: Actor, reason: string, now: Date) {
+  async function startRevoke(tx: Tx, view: ActivationView, actor: Actor, reason: string, now: Date) {
     const a = view.activation;
     const moved = await transition(tx, a.id, ['active'], 'revoking', {
       endReason: reason,
@@ -601,7 +602,7 @@ export function createActivationService(deps: ActivationDeps) {
     return getActivation(db, activationId);
   }
 
-  async function finishGrant(tx: Db, view: ActivationView, failure: GrantError | undefined, now: Date) {
+  async function finishGrant(tx: Tx, view: ActivationView, failure: GrantError | undefined, now: Date) {
     const a = view.activation;
     const data = { role: view.role.name };
     if (!failure) {
@@ -677,7 +678,7 @@ export function createActivationService(deps: ActivationDeps) {
     });
   }
 
-  async function finishRevoke(tx: Db, view: ActivationView, failure: GrantError | undefined, now: Date) {
+  async function finishRevoke(tx: Tx, view: ActivationView, failure: GrantError | undefined, now: Date) {
     const a = view.activation;
     const data = { role: view.role.name, reason: a.endReason ?? 'ended' };
     if (!failure) {

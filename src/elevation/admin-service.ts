@@ -1,7 +1,7 @@
 import { and, eq, inArray, notInArray } from 'drizzle-orm';
 import { canonicalJson } from '../audit/audit-log.ts';
 import type { Clock } from '../clock.ts';
-import type { Db } from '../db/client.ts';
+import type { Db, Tx } from '../db/client.ts';
 import { conflict, forbidden, invalid, notFound } from '../errors.ts';
 import type { ProviderRegistry } from '../grants/registry.ts';
 import { findOpenActivation, insertActivation, transition } from './activation-repository.ts';
@@ -18,7 +18,7 @@ import { type RoleSettingsInput, roleSettingsSchema } from './role-settings.ts';
 
 /** What every admin operation runs with: one open transaction, the acting admin, one instant. */
 export interface AdminContext {
-  tx: Db;
+  tx: Tx;
   actor: Actor;
   now: Date;
   providers: ProviderRegistry;
@@ -377,7 +377,7 @@ export function createAdminService(deps: {
     settleIds?: (result: T) => string[],
   ) {
     const result = await deps.db.transaction((tx) =>
-      work({ tx: tx as unknown as Db, actor, now: deps.clock(), providers: deps.providers }),
+      work({ tx, actor, now: deps.clock(), providers: deps.providers }),
     );
     for (const id of settleIds?.(result) ?? []) await deps.settle(id);
     return result;

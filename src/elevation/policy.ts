@@ -42,6 +42,9 @@ export const MAX_JUSTIFICATION = 500;
 /** A start this little in the past is "now" (clock skew, slow form submits). */
 const START_GRACE_MS = 60_000;
 
+/** Text as people typed it, trimmed and without NUL characters (PostgreSQL's JSON and text refuse them). */
+export const cleanText = (text: string | undefined): string => (text ?? '').replaceAll('\u0000', '').trim();
+
 const at = (date: Date) => date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 /** The principal may activate only inside an eligibility window. */
@@ -119,7 +122,7 @@ export function checkDuration(role: RoleRef, minutes: number): void {
 
 /** A justification when the role requires one; never more than 500 characters. */
 export function checkJustification(role: RoleRef, text: string | undefined): string {
-  const justification = (text ?? '').trim();
+  const justification = cleanText(text);
   if (role.settings.requireJustification && justification.length === 0) {
     throw invalid(
       `${role.name} requires a justification: say why you need it (1–500 characters).`,
@@ -142,8 +145,8 @@ export function checkTicket(
   number: string | undefined,
 ): { ticketSystem: string | null; ticketNumber: string | null } {
   const s = role.settings;
-  const ticketNumber = number?.trim() || null;
-  const ticketSystem = s.ticketSystem ?? (system?.trim() || null);
+  const ticketNumber = cleanText(number) || null;
+  const ticketSystem = s.ticketSystem ?? (cleanText(system) || null);
   if (!s.requireTicket) return { ticketSystem: ticketNumber ? ticketSystem : null, ticketNumber };
   if (!ticketNumber) {
     throw invalid(

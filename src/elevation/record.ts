@@ -1,5 +1,5 @@
 import { appendAudit } from '../audit/audit-log.ts';
-import type { Db } from '../db/client.ts';
+import type { Tx } from '../db/client.ts';
 import type { Actor } from './actor.ts';
 import { notifications } from './notification.sql.ts';
 
@@ -26,7 +26,20 @@ export interface Change {
  * Writes the audit event and the outbox rows of a change. Call it in the transaction that made
  * the change, so state, audit and notifications commit together or not at all.
  */
-export async function recordChange(tx: Db, change: Change): Promise<void> {
+export async function recordChange(tx: Tx, change: Change): Promise<void> {
+  const notice = change.notify ?? [];
+  if (notice.length > 0) {
+    await tx.insert(notifications).values(
+      notice.map((n) => ({
+        recipientId: n.recipientId,
+        kind: n.kind,
+        activationId: change.activationId ?? null,
+        data: n.data ?? {},
+        nextAttemptAt: change.at,
+      })),
+    );
+  }
+  // Last: the audit append holds the chain lock until commit, so keep it at the very end.
   await appendAudit(tx, {
     actor: change.actor.label,
     action: change.action,
@@ -35,15 +48,4 @@ export async function recordChange(tx: Db, change: Change): Promise<void> {
     data: change.data,
     at: change.at,
   });
-  const notice = change.notify ?? [];
-  if (notice.length === 0) return;
-  await tx.insert(notifications).values(
-    notice.map((n) => ({
-      recipientId: n.recipientId,
-      kind: n.kind,
-      activationId: change.activationId ?? null,
-      data: n.data ?? {},
-      nextAttemptAt: change.at,
-    })),
-  );
 }

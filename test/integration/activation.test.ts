@@ -629,3 +629,13 @@ describe('provider failures', () => {
     expect((await core.activations.settle(view.activation.id)).activation.status).toBe('ended');
   });
 });
+
+test('a NUL character typed into a justification is dropped, not a database error', async () => {
+  const dee = await requester(role('nul'));
+  const view = await core.activations.requestActivation({
+    actor: dee,
+    roleName: role('nul'),
+    justification: 'fix\u0000 it',
+  });
+  expect(view.activation.justification).toBe('fix it');
+});
