@@ -30,7 +30,7 @@ import {
   cleanText,
 } from './policy.ts';
 import { listAdmins } from './principal-repository.ts';
-import { type Notice, recordChange } from './record.ts';
+import { type Notice, recordActivationChange } from './record.ts';
 import { eligibilities, roles } from './role.sql.ts';
 import { findEligibility, getRoleByName, namedApproverIds, type Role } from './role-repository.ts';
 
@@ -196,12 +196,9 @@ export function createActivationService(deps: ActivationDeps) {
           role.name,
         );
         const data = { role: role.name };
-        await recordChange(tx, {
+        await recordActivationChange(tx, activation.id, {
           actor: input.actor,
           action: 'activation.requested',
-          subjectType: 'activation',
-          subjectId: activation.id,
-          activationId: activation.id,
           at: now,
           data: {
             ...data,
@@ -254,12 +251,9 @@ export function createActivationService(deps: ActivationDeps) {
         const approvals = decided.length + 1;
         const data = { role: view.role.name, comment: cleanText(input.comment).slice(0, 500), approvals };
         if (approvals < a.approvalsRequired) {
-          await recordChange(tx, {
+          await recordActivationChange(tx, a.id, {
             actor: input.actor,
             action: `${a.kind}.approval_recorded`,
-            subjectType: 'activation',
-            subjectId: a.id,
-            activationId: a.id,
             at: now,
             data,
           });
@@ -284,12 +278,9 @@ export function createActivationService(deps: ActivationDeps) {
           });
           if (!moved) throw conflict(await alreadyDecided(tx, view));
         }
-        await recordChange(tx, {
+        await recordActivationChange(tx, a.id, {
           actor: input.actor,
           action: `${a.kind}.approved`,
-          subjectType: 'activation',
-          subjectId: a.id,
-          activationId: a.id,
           at: now,
           data,
           notify: informed,
@@ -329,12 +320,9 @@ export function createActivationService(deps: ActivationDeps) {
           updatedAt: now,
         });
         const data = { role: view.role.name, reason };
-        await recordChange(tx, {
+        await recordActivationChange(tx, a.id, {
           actor: input.actor,
           action: `${a.kind}.denied`,
-          subjectType: 'activation',
-          subjectId: a.id,
-          activationId: a.id,
           at: now,
           data,
           notify: [
@@ -366,12 +354,9 @@ export function createActivationService(deps: ActivationDeps) {
           );
         }
         const data = { role: view.role.name };
-        await recordChange(tx, {
+        await recordActivationChange(tx, a.id, {
           actor: input.actor,
           action: `${a.kind}.cancelled`,
-          subjectType: 'activation',
-          subjectId: a.id,
-          activationId: a.id,
           at: now,
           data,
           notify:
@@ -434,12 +419,9 @@ export function createActivationService(deps: ActivationDeps) {
             nextAttemptAt: newEnd,
             updatedAt: now,
           });
-          await recordChange(tx, {
+          await recordActivationChange(tx, a.id, {
             actor: input.actor,
             action: 'activation.extended',
-            subjectType: 'activation',
-            subjectId: a.id,
-            activationId: a.id,
             at: now,
             data: { ...data, endAt: newEnd.toISOString() },
             notify: [{ recipientId: a.principalId, kind: 'activation_extended', data }],
@@ -472,12 +454,9 @@ export function createActivationService(deps: ActivationDeps) {
           },
           role.name,
         );
-        await recordChange(tx, {
+        await recordActivationChange(tx, extension.id, {
           actor: input.actor,
           action: 'extension.requested',
-          subjectType: 'activation',
-          subjectId: extension.id,
-          activationId: extension.id,
           at: now,
           data: { ...data, extends: a.id },
           notify: [
@@ -507,12 +486,9 @@ export function createActivationService(deps: ActivationDeps) {
           updatedAt: now,
         });
         if (!moved) throw conflict(`This ${a.kind} is already ${a.status.replace('_', ' ')}.`);
-        await recordChange(tx, {
+        await recordActivationChange(tx, a.id, {
           actor: input.actor,
           action: `${a.kind}.revoked`,
-          subjectType: 'activation',
-          subjectId: a.id,
-          activationId: a.id,
           at: now,
           data: { role: view.role.name, reason },
           notify: [
@@ -551,12 +527,9 @@ export function createActivationService(deps: ActivationDeps) {
       updatedAt: now,
     });
     if (!moved) throw conflict(`This ${a.kind} is no longer active.`);
-    await recordChange(tx, {
+    await recordActivationChange(tx, a.id, {
       actor,
       action: `${a.kind}.revoke_started`,
-      subjectType: 'activation',
-      subjectId: a.id,
-      activationId: a.id,
       at: now,
       data: { role: view.role.name, reason },
     });
@@ -620,12 +593,9 @@ export function createActivationService(deps: ActivationDeps) {
         updatedAt: now,
       });
       if (!moved) return; // another replica finished it first
-      await recordChange(tx, {
+      await recordActivationChange(tx, a.id, {
         actor: SYSTEM,
         action: `${a.kind}.granted`,
-        subjectType: 'activation',
-        subjectId: a.id,
-        activationId: a.id,
         at: now,
         data: { ...data, endAt: endAt?.toISOString() ?? null },
         notify: [{ recipientId: a.principalId, kind: 'activation_active', data }],
@@ -645,12 +615,9 @@ export function createActivationService(deps: ActivationDeps) {
       if (!moved) return;
       const admins = await listAdmins(tx);
       const failed = { ...data, error: failure.message };
-      await recordChange(tx, {
+      await recordActivationChange(tx, a.id, {
         actor: SYSTEM,
         action: `${a.kind}.failed`,
-        subjectType: 'activation',
-        subjectId: a.id,
-        activationId: a.id,
         at: now,
         data: { ...failed, attempts },
         notify: [
@@ -667,12 +634,9 @@ export function createActivationService(deps: ActivationDeps) {
       updatedAt: now,
     });
     if (!moved) return;
-    await recordChange(tx, {
+    await recordActivationChange(tx, a.id, {
       actor: SYSTEM,
       action: `${a.kind}.grant_retrying`,
-      subjectType: 'activation',
-      subjectId: a.id,
-      activationId: a.id,
       at: now,
       data: { ...data, error: failure.message, attempts },
     });
@@ -689,12 +653,9 @@ export function createActivationService(deps: ActivationDeps) {
         updatedAt: now,
       });
       if (!moved) return;
-      await recordChange(tx, {
+      await recordActivationChange(tx, a.id, {
         actor: SYSTEM,
         action: `${a.kind}.ended`,
-        subjectType: 'activation',
-        subjectId: a.id,
-        activationId: a.id,
         at: now,
         data,
         notify: [{ recipientId: a.principalId, kind: 'activation_ended', data }],
@@ -712,12 +673,9 @@ export function createActivationService(deps: ActivationDeps) {
     });
     if (!moved) return;
     const admins = attempts === 1 ? await listAdmins(tx) : [];
-    await recordChange(tx, {
+    await recordActivationChange(tx, a.id, {
       actor: SYSTEM,
       action: `${a.kind}.revoke_failing`,
-      subjectType: 'activation',
-      subjectId: a.id,
-      activationId: a.id,
       at: now,
       data: { ...data, error: failure.message, attempts },
       notify: admins.map((admin) => ({

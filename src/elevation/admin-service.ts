@@ -11,7 +11,7 @@ import { IN_FLIGHT_LEASE_MS, statusOnceApproved } from './lifecycle.ts';
 import { checkAssignmentWindow, checkJustification } from './policy.ts';
 import { principals } from './principal.sql.ts';
 import { ensurePrincipal, findPrincipalByEmail } from './principal-repository.ts';
-import { recordChange } from './record.ts';
+import { recordActivationChange, recordChange } from './record.ts';
 import { eligibilities, roles } from './role.sql.ts';
 import { findEligibility, getRoleByName, type Role } from './role-repository.ts';
 import { type RoleSettingsInput, roleSettingsSchema } from './role-settings.ts';
@@ -331,12 +331,9 @@ async function auditAssignment(
   endAt: Date | null,
   notifyId?: string,
 ) {
-  await recordChange(ctx.tx, {
+  await recordActivationChange(ctx.tx, activationId, {
     actor: ctx.actor,
     action,
-    subjectType: 'activation',
-    subjectId: activationId,
-    activationId,
     at: ctx.now,
     data: { principal: email, role: role.name, endAt: endAt?.toISOString() ?? null },
     notify: notifyId

@@ -49,3 +49,12 @@ export async function recordChange(tx: Tx, change: Change): Promise<void> {
     at: change.at,
   });
 }
+
+/** A change to one activation: its id is the audit subject and the notifications' reference. */
+export function recordActivationChange(
+  tx: Tx,
+  activationId: string,
+  change: Omit<Change, 'subjectType' | 'subjectId' | 'activationId'>,
+): Promise<void> {
+  return recordChange(tx, { ...change, subjectType: 'activation', subjectId: activationId, activationId });
+}
