@@ -4,17 +4,22 @@ import type { Clock } from '../clock.ts';
 import type { Db, Tx } from '../db/client.ts';
 import { conflict, forbidden, invalid, notFound } from '../errors.ts';
 import type { ProviderRegistry } from '../grants/registry.ts';
-import { findOpenActivation, insertActivation, transition } from './activation-repository.ts';
+import {
+  type Activation,
+  findOpenActivation,
+  insertActivation,
+  transition,
+} from './activation-repository.ts';
 import type { Actor } from './actor.ts';
-import { MINUTE_MS } from './duration.ts';
+import { formatDuration, MINUTE_MS } from './duration.ts';
 import { IN_FLIGHT_LEASE_MS, statusOnceApproved } from './lifecycle.ts';
-import { checkAssignmentWindow, checkJustification } from './policy.ts';
+import { checkAssignmentWindow, checkJustification, cleanText } from './policy.ts';
 import { principals } from './principal.sql.ts';
 import { ensurePrincipal, findPrincipalByEmail } from './principal-repository.ts';
 import { recordActivationChange, recordChange } from './record.ts';
 import { eligibilities, roles } from './role.sql.ts';
 import { findEligibility, getRoleByName, type Role } from './role-repository.ts';
-import { type RoleSettingsInput, roleSettingsSchema } from './role-settings.ts';
+import { DURATION_SETTINGS, type RoleSettingsInput, roleSettingsSchema } from './role-settings.ts';
 
 /** What every admin operation runs with: one open transaction, the acting admin, one instant. */
 export interface AdminContext {
@@ -24,9 +29,13 @@ export interface AdminContext {
   providers: ProviderRegistry;
 }
 
-/** What an operation did; `settle` names an activation whose grant/revoke must follow the commit. */
+/**
+ * What an operation changed, as diff lines (`+ role x`, `~ role x: maxDuration 8h → 2h`,
+ * `- eligibility a@b → x`); none when nothing needed to change. `settle` names an activation
+ * whose grant or revoke must follow the commit.
+ */
 export interface Outcome {
-  change: 'created' | 'updated' | 'removed' | 'unchanged';
+  lines: string[];
   settle?: string;
 }
 
@@ -43,6 +52,7 @@ export interface RoleInput {
 export interface AssignmentInput {
   email: string;
   roleName: string;
+  /** Omitted: now for a new one; an existing one keeps its start. */
   startAt?: Date;
   /** null: permanent (if the role allows it). */
   endAt: Date | null;
@@ -82,38 +92,41 @@ export async function saveRole(ctx: AdminContext, input: RoleInput): Promise<Out
   const problems = roleProblems(input, ctx.providers);
   if (problems.length > 0) throw invalid(problems.join('; '));
   const { type, ...providerConfig } = input.provider ?? { type: 'none' };
-  const settings = roleSettingsSchema.parse(input.settings ?? {});
-  // The approvers are principals: make sure each exists so decisions can name them.
-  for (const email of settings.approvers) await ensurePrincipal(ctx.tx, email);
   const wanted = {
-    description: input.description ?? '',
-    scope: input.scope ?? '',
+    description: cleanText(input.description),
+    scope: cleanText(input.scope),
     providerType: type,
     providerConfig,
-    settings,
+    settings: roleSettingsSchema.parse(input.settings ?? {}),
   };
   const [existing] = await ctx.tx.select().from(roles).where(eq(roles.name, input.name));
-  if (existing && !existing.archivedAt && sameRole(existing, wanted)) return { change: 'unchanged' };
-  const [role] = existing
-    ? await ctx.tx
-        .update(roles)
-        .set({ ...wanted, archivedAt: null, updatedAt: ctx.now })
-        .where(eq(roles.id, existing.id))
-        .returning()
-    : await ctx.tx
-        .insert(roles)
-        .values({ name: input.name, ...wanted, createdAt: ctx.now, updatedAt: ctx.now })
-        .returning();
-  if (!role) throw new Error(`role ${input.name} was not written`);
+  const lines = !existing
+    ? [`+ role ${input.name}`]
+    : existing.archivedAt
+      ? [`+ role ${input.name} (restored from archive)`, ...roleDiff(existing, wanted)]
+      : roleDiff(existing, wanted);
+  if (lines.length === 0) return { lines };
+  // The approvers are principals: make sure each exists so decisions can name them.
+  for (const email of wanted.settings.approvers) await ensurePrincipal(ctx.tx, email);
+  if (existing) {
+    await ctx.tx
+      .update(roles)
+      .set({ ...wanted, archivedAt: null, updatedAt: ctx.now })
+      .where(eq(roles.id, existing.id));
+  } else {
+    await ctx.tx
+      .insert(roles)
+      .values({ name: input.name, ...wanted, createdAt: ctx.now, updatedAt: ctx.now });
+  }
   await recordChange(ctx.tx, {
     actor: ctx.actor,
     action: existing ? 'role.updated' : 'role.created',
     subjectType: 'role',
-    subjectId: role.name,
+    subjectId: input.name,
     at: ctx.now,
-    data: { ...wanted, settings: { ...settings } },
+    data: { changes: lines, ...wanted },
   });
-  return { change: existing ? 'updated' : 'created' };
+  return { lines };
 }
 
 /** Archives a role: it can no longer be requested; running activations run out as usual. */
@@ -128,14 +141,11 @@ export async function archiveRole(ctx: AdminContext, name: string): Promise<Outc
     subjectId: role.name,
     at: ctx.now,
   });
-  return { change: 'removed' };
+  return { lines: [`- role ${role.name} (archived)`] };
 }
 
 /** Makes exactly these emails the bot admins. */
-export async function setAdmins(
-  ctx: AdminContext,
-  emails: string[],
-): Promise<{ added: string[]; removed: string[] }> {
+export async function setAdmins(ctx: AdminContext, emails: string[]): Promise<Outcome> {
   requireAdmin(ctx.actor);
   const wanted: string[] = [];
   for (const email of emails) wanted.push((await ensurePrincipal(ctx.tx, email)).email);
@@ -151,41 +161,64 @@ export async function setAdmins(
       and(wanted.length ? notInArray(principals.email, wanted) : undefined, eq(principals.isAdmin, true)),
     )
     .returning({ email: principals.email });
-  const result = { added: added.map((r) => r.email), removed: removed.map((r) => r.email) };
-  if (result.added.length || result.removed.length) {
+  const lines = [
+    ...added.map((r) => `+ admin ${r.email}`),
+    ...removed.map((r) => `- admin ${r.email}`),
+  ].sort();
+  if (lines.length > 0) {
     await recordChange(ctx.tx, {
       actor: ctx.actor,
       action: 'admins.changed',
       subjectType: 'principal',
       subjectId: 'admins',
       at: ctx.now,
-      data: result,
+      data: { added: added.map((r) => r.email), removed: removed.map((r) => r.email) },
     });
   }
-  return result;
+  return { lines };
 }
 
 /** Makes a principal eligible for a role in a window (PIM's rules on permanence and length). */
 export async function assignEligibility(ctx: AdminContext, input: AssignmentInput): Promise<Outcome> {
   requireAdmin(ctx.actor);
   const role = await getRoleByName(ctx.tx, input.roleName);
-  const startAt = input.startAt ?? ctx.now;
-  checkAssignmentWindow(role, 'eligibility', { startAt, endAt: input.endAt });
   const principal = await ensurePrincipal(ctx.tx, input.email);
   const existing = await findEligibility(ctx.tx, principal.id, role.id);
-  const justification = (input.justification ?? '').trim();
-  // Re-assigning keeps the original start unless a start is given: apply stays idempotent.
-  const effectiveStart = input.startAt ?? existing?.startAt ?? startAt;
-  if (existing && sameTime(existing.startAt, effectiveStart) && sameTime(existing.endAt, input.endAt)) {
-    return { change: 'unchanged' };
-  }
-  const values = { startAt: effectiveStart, endAt: input.endAt, justification, createdBy: ctx.actor.label };
+  const wanted = {
+    startAt: input.startAt ?? existing?.startAt ?? ctx.now,
+    endAt: input.endAt,
+    justification: cleanText(input.justification),
+  };
+  checkAssignmentWindow(role, 'eligibility', wanted);
+  const label = `eligibility ${principal.email} → ${role.name}`;
+  const lines = !existing
+    ? [`+ ${label} (${windowText(wanted, ctx.now)})`]
+    : [
+        ...(sameWindow(existing, wanted)
+          ? []
+          : [`~ ${label}: ${windowText(existing, ctx.now)} → ${windowText(wanted, ctx.now)}`]),
+        ...(existing.justification === wanted.justification
+          ? []
+          : [
+              `~ ${label}: justification ${JSON.stringify(existing.justification)} → ${JSON.stringify(wanted.justification)}`,
+            ]),
+      ];
+  if (lines.length === 0) return { lines };
   if (existing) {
-    await ctx.tx.update(eligibilities).set(values).where(eq(eligibilities.id, existing.id));
+    await ctx.tx
+      .update(eligibilities)
+      .set({ ...wanted, createdBy: ctx.actor.label })
+      .where(eq(eligibilities.id, existing.id));
   } else {
     await ctx.tx
       .insert(eligibilities)
-      .values({ principalId: principal.id, roleId: role.id, ...values, createdAt: ctx.now });
+      .values({
+        principalId: principal.id,
+        roleId: role.id,
+        ...wanted,
+        createdBy: ctx.actor.label,
+        createdAt: ctx.now,
+      });
   }
   await recordChange(ctx.tx, {
     actor: ctx.actor,
@@ -196,15 +229,15 @@ export async function assignEligibility(ctx: AdminContext, input: AssignmentInpu
     data: {
       principal: principal.email,
       role: role.name,
-      startAt: effectiveStart.toISOString(),
-      endAt: input.endAt?.toISOString() ?? null,
-      justification,
+      startAt: wanted.startAt.toISOString(),
+      endAt: wanted.endAt?.toISOString() ?? null,
+      justification: wanted.justification,
     },
     notify: existing
       ? []
       : [{ recipientId: principal.id, kind: 'eligibility_assigned', data: { role: role.name } }],
   });
-  return { change: existing ? 'updated' : 'created' };
+  return { lines };
 }
 
 /** Removes an eligibility; an activation already running is left to run out. */
@@ -227,35 +260,55 @@ export async function removeEligibility(
     data: { principal: principal.email, role: role.name },
     notify: [{ recipientId: principal.id, kind: 'eligibility_removed', data: { role: role.name } }],
   });
-  return { change: 'removed' };
+  return { lines: [`- eligibility ${principal.email} → ${role.name}`] };
 }
 
-/** Grants a role directly for a window (PIM's active assignment); the grant follows the commit. */
+/**
+ * Grants a role directly for a window (PIM's active assignment); the grant follows the commit.
+ * Assigning again with another window moves the end of a granted one, or reschedules one that
+ * has not started.
+ */
 export async function assignActive(ctx: AdminContext, input: AssignmentInput): Promise<Outcome> {
   requireAdmin(ctx.actor);
   const role = await getRoleByName(ctx.tx, input.roleName);
-  const startAt = input.startAt && input.startAt > ctx.now ? input.startAt : ctx.now;
-  checkAssignmentWindow(role, 'active assignment', { startAt, endAt: input.endAt });
-  if (input.endAt && input.endAt <= ctx.now)
-    throw invalid('The active assignment must end in the future.', 'end');
-  const justification = checkJustification(role, input.justification);
   const principal = await ensurePrincipal(ctx.tx, input.email);
   const open = await findOpenActivation(ctx.tx, principal.id, role.id);
-  if (open?.kind === 'assignment' && sameTime(open.endAt, input.endAt)) return { change: 'unchanged' };
-  if (open?.kind === 'assignment' && open.status === 'active') {
-    // Same grant, new end: move the end, no provider call needed.
-    await transition(ctx.tx, open.id, ['active'], 'active', {
-      endAt: input.endAt,
-      nextAttemptAt: input.endAt,
+  // A start in the past means now; an existing assignment keeps its start unless one is given.
+  const given = input.startAt && input.startAt > ctx.now ? input.startAt : undefined;
+  const wanted = {
+    startAt: given ?? (open?.status === 'approved' ? open.startAt : ctx.now),
+    endAt: input.endAt,
+  };
+  checkAssignmentWindow(role, 'active assignment', wanted);
+  if (wanted.endAt && wanted.endAt <= ctx.now)
+    throw invalid('The active assignment must end in the future.', 'end');
+  const justification = checkJustification(role, input.justification);
+  const label = `active assignment ${principal.email} → ${role.name}`;
+
+  if (open) {
+    if (open.kind !== 'assignment') {
+      throw conflict(
+        `${principal.email} already has an open ${open.kind} of ${role.name} (${open.status}); it must end first.`,
+      );
+    }
+    if (open.status !== 'active' && open.status !== 'approved') {
+      throw conflict(`The ${label} is ${open.status} right now; try again in a moment.`);
+    }
+    // A granted assignment keeps its start; only its end can move.
+    const target = open.status === 'active' ? { startAt: open.startAt, endAt: wanted.endAt } : wanted;
+    if (sameWindow(open, target)) return { lines: [] };
+    const line = `~ ${label}: ${windowText(open, ctx.now)} → ${windowText(target, ctx.now)}`;
+    await transition(ctx.tx, open.id, [open.status], open.status, {
+      ...target,
+      durationMinutes: minutesOf(target),
+      nextAttemptAt: open.status === 'active' ? target.endAt : target.startAt,
       updatedAt: ctx.now,
     });
-    await auditAssignment(ctx, 'assignment.updated', open.id, principal.email, role, input.endAt);
-    return { change: 'updated' };
+    await auditAssignment(ctx, 'assignment.updated', open, principal.email, role, [line]);
+    return { lines: [line] };
   }
-  if (open) {
-    throw conflict(`${principal.email} already has an open ${open.kind} of ${role.name} (${open.status}).`);
-  }
-  const status = statusOnceApproved(startAt, ctx.now);
+
+  const status = statusOnceApproved(wanted.startAt, ctx.now);
   const activation = await insertActivation(
     ctx.tx,
     {
@@ -263,29 +316,24 @@ export async function assignActive(ctx: AdminContext, input: AssignmentInput): P
       principalId: principal.id,
       roleId: role.id,
       status,
-      durationMinutes: input.endAt
-        ? Math.ceil((input.endAt.getTime() - startAt.getTime()) / MINUTE_MS)
-        : null,
-      startAt,
-      endAt: input.endAt,
+      durationMinutes: minutesOf(wanted),
+      ...wanted,
       justification,
       requestedBy: ctx.actor.label,
-      nextAttemptAt: status === 'approved' ? startAt : new Date(ctx.now.getTime() + IN_FLIGHT_LEASE_MS),
+      nextAttemptAt:
+        status === 'approved' ? wanted.startAt : new Date(ctx.now.getTime() + IN_FLIGHT_LEASE_MS),
       createdAt: ctx.now,
       updatedAt: ctx.now,
     },
     role.name,
   );
-  await auditAssignment(
-    ctx,
-    'assignment.created',
-    activation.id,
-    principal.email,
-    role,
-    input.endAt,
-    principal.id,
-  );
-  return { change: 'created', settle: activation.id };
+  const line = `+ ${label} (${windowText(wanted, ctx.now)})`;
+  await auditAssignment(ctx, 'assignment.created', activation, principal.email, role, [line], {
+    recipientId: principal.id,
+    kind: 'assignment_created',
+    data: { role: role.name },
+  });
+  return { lines: [line], settle: status === 'activating' ? activation.id : undefined };
 }
 
 /** Ends a principal's active assignment of a role: revoked if granted, cancelled if scheduled. */
@@ -300,6 +348,7 @@ export async function removeActive(
   if (!principal || !open || open.kind !== 'assignment') {
     throw notFound(`${input.email} has no active assignment of ${role.name}.`);
   }
+  if (open.status === 'revoking') return { lines: [] }; // already on its way out
   const reason = `assignment removed by ${ctx.actor.label}`;
   const moved =
     open.status === 'active'
@@ -318,46 +367,87 @@ export async function removeActive(
     throw conflict(
       `The assignment of ${role.name} to ${principal.email} is ${open.status}; try again shortly.`,
     );
-  await auditAssignment(ctx, 'assignment.removed', open.id, principal.email, role, open.endAt);
-  return { change: 'removed', settle: moved.status === 'revoking' ? open.id : undefined };
+  const line = `- active assignment ${principal.email} → ${role.name} (${moved.status === 'revoking' ? 'revoked' : 'cancelled'})`;
+  await auditAssignment(ctx, 'assignment.removed', open, principal.email, role, [line]);
+  return { lines: [line], settle: moved.status === 'revoking' ? open.id : undefined };
 }
 
 async function auditAssignment(
   ctx: AdminContext,
   action: string,
-  activationId: string,
+  activation: Activation,
   email: string,
   role: Role,
-  endAt: Date | null,
-  notifyId?: string,
+  changes: string[],
+  notice?: { recipientId: string; kind: string; data: Record<string, unknown> },
 ) {
-  await recordActivationChange(ctx.tx, activationId, {
+  await recordActivationChange(ctx.tx, activation.id, {
     actor: ctx.actor,
     action,
     at: ctx.now,
-    data: { principal: email, role: role.name, endAt: endAt?.toISOString() ?? null },
-    notify: notifyId
-      ? [{ recipientId: notifyId, kind: 'assignment_created', data: { role: role.name } }]
-      : [],
+    data: { principal: email, role: role.name, changes },
+    notify: notice ? [notice] : [],
   });
 }
 
-function sameTime(a: Date | null | undefined, b: Date | null | undefined): boolean {
-  return (a?.getTime() ?? null) === (b?.getTime() ?? null);
+/** The `~ role …` lines between a stored role and the wanted one; none when they match. */
+function roleDiff(
+  role: Role,
+  wanted: Pick<Role, 'description' | 'scope' | 'providerType' | 'providerConfig' | 'settings'>,
+): string[] {
+  const lines: string[] = [];
+  const field = (name: string, was: unknown, now: unknown, show: (value: unknown) => string) => {
+    if (canonicalJson(was) !== canonicalJson(now))
+      lines.push(`~ role ${role.name}: ${name} ${show(was)} → ${show(now)}`);
+  };
+  field('description', role.description, wanted.description, (v) => JSON.stringify(v));
+  field('scope', role.scope, wanted.scope, (v) => JSON.stringify(v));
+  const provider = (type: string, config: Record<string, unknown>) => ({ type, ...config });
+  field(
+    'provider',
+    provider(role.providerType, role.providerConfig),
+    provider(wanted.providerType, wanted.providerConfig),
+    (v) => canonicalJson(v),
+  );
+  const was = role.settings as unknown as Record<string, unknown>;
+  const now = wanted.settings as unknown as Record<string, unknown>;
+  for (const name of new Set([...Object.keys(was), ...Object.keys(now)])) {
+    field(name, was[name], now[name], (v) => settingText(name, v));
+  }
+  return lines;
 }
 
-function sameRole(
-  role: Role,
-  wanted: Omit<Role, 'id' | 'name' | 'archivedAt' | 'createdAt' | 'updatedAt'>,
+/** A setting as people write it: durations as `8h`, lists as `[a, b]`. */
+export function settingText(name: string, value: unknown): string {
+  if (value === undefined) return '(unset)';
+  if (DURATION_SETTINGS.has(name) && typeof value === 'number') return formatDuration(value);
+  if (Array.isArray(value)) return `[${value.join(', ')}]`;
+  return typeof value === 'string' ? JSON.stringify(value) : String(value);
+}
+
+/** `permanent`, `until 2027-12-31 00:00Z`, `from … until …` (the start only when it lies ahead). */
+function windowText(window: { startAt: Date; endAt: Date | null }, now: Date): string {
+  const text = (at: Date) =>
+    at
+      .toISOString()
+      .replace(/:\d{2}\.\d{3}Z$/, 'Z')
+      .replace('T', ' ');
+  const start = window.startAt > now ? `from ${text(window.startAt)} ` : '';
+  return `${start}${window.endAt ? `until ${text(window.endAt)}` : 'permanent'}`;
+}
+
+function sameWindow(
+  a: { startAt: Date; endAt: Date | null },
+  b: { startAt: Date; endAt: Date | null },
 ): boolean {
   return (
-    role.description === wanted.description &&
-    role.scope === wanted.scope &&
-    role.providerType === wanted.providerType &&
-    canonicalJson(role.providerConfig) === canonicalJson(wanted.providerConfig) &&
-    canonicalJson(role.settings) === canonicalJson(wanted.settings)
+    a.startAt.getTime() === b.startAt.getTime() &&
+    (a.endAt?.getTime() ?? null) === (b.endAt?.getTime() ?? null)
   );
 }
+
+const minutesOf = (window: { startAt: Date; endAt: Date | null }) =>
+  window.endAt ? Math.ceil((window.endAt.getTime() - window.startAt.getTime()) / MINUTE_MS) : null;
 
 /** The admin operations, each in its own transaction, plus `batch` for all-or-nothing sets. */
 export function createAdminService(deps: {
@@ -390,11 +480,11 @@ export function createAdminService(deps: {
   return {
     saveRole: one(saveRole),
     archiveRole: one(archiveRole),
+    setAdmins: one(setAdmins),
     assignEligibility: one(assignEligibility),
     removeEligibility: one(removeEligibility),
     assignActive: one(assignActive),
     removeActive: one(removeActive),
-    setAdmins: (actor: Actor, emails: string[]) => batch(actor, (ctx) => setAdmins(ctx, emails)),
     batch,
   };
 }

@@ -87,6 +87,17 @@ export type RoleSettings = z.output<typeof roleSettingsSchema>;
 /** What a person may write: any subset of the settings. */
 export type RoleSettingsInput = z.input<typeof roleSettingsSchema>;
 
+/** Settings written as durations (`30m`, `8h`, `2d`) by people and stored as minutes. */
+export const DURATION_SETTINGS: ReadonlySet<string> = new Set([
+  'maxDuration',
+  'minDuration',
+  'defaultDuration',
+  'approvalTimeout',
+  'maxEligibility',
+  'maxActiveAssignment',
+  'minActiveBeforeDeactivation',
+]);
+
 /** The PIM defaults. */
 export const defaultRoleSettings = (): RoleSettings => roleSettingsSchema.parse({});
 
