@@ -92,13 +92,48 @@ export function createActivationService(deps: ActivationDeps) {
     if (a.status === 'cancelled') {
       return `${what} was cancelled${a.endReason ? ` (${a.endReason})` : ''} at ${at(a.updatedAt)}.`;
     }
-    if (a.status === 'timed_out') return `${what} timed out at ${at(a.updatedAt)} without a decision.`;
+    if (a.status === 'timed_out') {
+      return `${what} timed out at ${at(a.approvalExpiresAt ?? a.updatedAt)} without a decision.`;
+    }
     // Denied: the one who denied. Approved: everyone who made up the quorum, at the last approval.
     const verdict = a.status === 'denied' ? 'deny' : 'approve';
     const deciders = (await listDecisions(tx, a.id)).filter((d) => d.verdict === verdict);
     const names = deciders.map((d) => d.approverEmail).sort();
     const when = deciders[0]?.decidedAt ?? a.updatedAt;
     return `${what} was already ${verdict === 'deny' ? 'denied' : 'approved'} by ${names.join(' and ') || 'an approver'} at ${at(when)}.`;
+  }
+
+  /**
+   * Locks a request that should still be pending. One whose approval timeout has passed is timed
+   * out here and now (the loop does the same for requests nobody touches), and the message for the
+   * clicker is returned, to be raised after the commit.
+   */
+  async function lockPending(tx: Tx, id: string, now: Date): Promise<ActivationView | string> {
+    const view = await getActivation(tx, id, { lock: true });
+    const a = view.activation;
+    if (a.status !== 'pending_approval') throw conflict(await alreadyDecided(tx, view));
+    if (!a.approvalExpiresAt || a.approvalExpiresAt > now) return view;
+    await transition(tx, a.id, ['pending_approval'], 'timed_out', {
+      endReason: 'no decision within the approval timeout',
+      endedAt: now,
+      updatedAt: now,
+    });
+    const data = { role: view.role.name };
+    await recordActivationChange(tx, a.id, {
+      actor: SYSTEM,
+      action: `${a.kind}.timed_out`,
+      at: now,
+      data,
+      notify: [
+        { recipientId: a.principalId, kind: `${a.kind}_timed_out`, data },
+        ...(await approversFor(tx, view.role, a.principalId)).map((recipientId) => ({
+          recipientId,
+          kind: 'request_decided',
+          data,
+        })),
+      ],
+    });
+    return `This request timed out at ${at(a.approvalExpiresAt)} without a decision.`;
   }
 
   const runTx = <T>(work: (tx: Tx) => Promise<T>) => db.transaction(work);
@@ -226,9 +261,9 @@ export function createActivationService(deps: ActivationDeps) {
     async approve(input: { actor: Actor; activationId: string; comment?: string }): Promise<ApprovalOutcome> {
       const now = clock();
       const result = await runTx(async (tx) => {
-        const view = await getActivation(tx, input.activationId, { lock: true });
+        const view = await lockPending(tx, input.activationId, now);
+        if (typeof view === 'string') return { expired: view };
         const a = view.activation;
-        if (a.status !== 'pending_approval') throw conflict(await alreadyDecided(tx, view));
         const approverId = checkApprover(
           view.role,
           input.actor.principalId,
@@ -287,6 +322,7 @@ export function createActivationService(deps: ActivationDeps) {
         });
         return { outcome: 'approved' as const, missing: 0 };
       });
+      if (result.expired !== undefined) throw conflict(result.expired);
       return {
         outcome: result.outcome,
         approvalsMissing: result.missing,
@@ -298,10 +334,10 @@ export function createActivationService(deps: ActivationDeps) {
     async deny(input: { actor: Actor; activationId: string; comment: string }): Promise<ActivationView> {
       const now = clock();
       const reason = cleanText(input.comment);
-      await runTx(async (tx) => {
-        const view = await getActivation(tx, input.activationId, { lock: true });
+      const expired = await runTx(async (tx) => {
+        const view = await lockPending(tx, input.activationId, now);
+        if (typeof view === 'string') return view;
         const a = view.activation;
-        if (a.status !== 'pending_approval') throw conflict(await alreadyDecided(tx, view));
         const approvers = await approversFor(tx, view.role, a.principalId);
         const approverId = checkApprover(view.role, input.actor.principalId, a.principalId, approvers);
         if (!reason) throw invalid('Say why you deny the request; the requester will read it.', 'comment');
@@ -331,6 +367,7 @@ export function createActivationService(deps: ActivationDeps) {
           ],
         });
       });
+      if (expired) throw conflict(expired);
       return getActivation(db, input.activationId);
     },
 

@@ -210,15 +210,13 @@ export async function assignEligibility(ctx: AdminContext, input: AssignmentInpu
       .set({ ...wanted, createdBy: ctx.actor.label })
       .where(eq(eligibilities.id, existing.id));
   } else {
-    await ctx.tx
-      .insert(eligibilities)
-      .values({
-        principalId: principal.id,
-        roleId: role.id,
-        ...wanted,
-        createdBy: ctx.actor.label,
-        createdAt: ctx.now,
-      });
+    await ctx.tx.insert(eligibilities).values({
+      principalId: principal.id,
+      roleId: role.id,
+      ...wanted,
+      createdBy: ctx.actor.label,
+      createdAt: ctx.now,
+    });
   }
   await recordChange(ctx.tx, {
     actor: ctx.actor,

@@ -265,6 +265,39 @@ describe('approval', () => {
     expect(core.recording.held.has(`${email('dee')}/${role('r')}`)).toBe(true);
   });
 
+  test('after the approval timeout a click times the request out and says so', async () => {
+    const dee = await requester(role('r'), {
+      requireApproval: true,
+      approvers: [email('bo')],
+      approvalTimeout: 60,
+    });
+    const view = await core.activations.requestActivation({
+      actor: dee,
+      roleName: role('r'),
+      justification: 'x',
+    });
+    core.advance(61);
+    const bo = await core.person(email('bo'));
+    const message = await refusal(core.activations.approve({ actor: bo, activationId: view.activation.id }));
+    expect(message).toMatch(/^This request timed out at .* without a decision\.$/);
+    const [row] = await core.activations.list({ principalId: dee.principalId ?? '' });
+    expect(row?.activation.status).toBe('timed_out');
+    expect(core.recording.calls).toHaveLength(0);
+    const told = await database.db
+      .select()
+      .from(notifications)
+      .where(
+        and(
+          eq(notifications.activationId, view.activation.id),
+          eq(notifications.kind, 'activation_timed_out'),
+        ),
+      );
+    expect(told).toHaveLength(1);
+    expect(
+      await refusal(core.activations.deny({ actor: bo, activationId: view.activation.id, comment: 'late' })),
+    ).toBe(message);
+  });
+
   test('a non-approver is refused', async () => {
     const dee = await requester(role('r'), { requireApproval: true, approvers: [email('bo')] });
     const view = await core.activations.requestActivation({
