@@ -12,7 +12,11 @@ const envSchema = z.object({
     .min(0)
     .max(65535, 'expected a port number (0-65535)')
     .default(3000),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+      message: 'expected one of fatal, error, warn, info, debug, trace, silent',
+    })
+    .default('info'),
   // Database: PostgreSQL when set, embedded PGlite under ELEVATE_DATA_DIR otherwise.
   DATABASE_URL: z
     .string()

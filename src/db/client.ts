@@ -1,4 +1,6 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
 import type { ExtractTablesWithRelations } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg-core';
@@ -26,7 +28,7 @@ export interface Database {
 }
 
 /** Where drizzle-kit writes migrations; the same files serve PostgreSQL and PGlite. */
-export const MIGRATIONS_FOLDER = new URL('../../migrations', import.meta.url).pathname;
+export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../migrations', import.meta.url));
 
 /** Opens PostgreSQL when `databaseUrl` is set, else PGlite persisted in `dataDir` (`memory://` for none). */
 export async function openDatabase(options: { databaseUrl?: string; dataDir: string }): Promise<Database> {
@@ -37,19 +39,75 @@ export async function openDatabase(options: { databaseUrl?: string; dataDir: str
     return {
       db,
       kind: 'postgres',
-      migrate: () => migratePostgres(drizzlePostgres(client), { migrationsFolder: MIGRATIONS_FOLDER }),
+      migrate: async () => {
+        // Replicas starting together take turns: the first migrates, the others then find nothing to do.
+        const session = await client.reserve();
+        try {
+          await session`select pg_advisory_lock(hashtext('elevate.migrate'))`;
+          await migratePostgres(drizzlePostgres(client), { migrationsFolder: MIGRATIONS_FOLDER });
+        } finally {
+          await session`select pg_advisory_unlock(hashtext('elevate.migrate'))`.catch(() => {});
+          session.release();
+        }
+      },
       close: () => client.end({ timeout: 5 }),
     };
   }
-  if (!options.dataDir.startsWith('memory://')) mkdirSync(options.dataDir, { recursive: true });
-  const client = await PGlite.create(options.dataDir);
+  const release = options.dataDir.startsWith('memory://') ? () => {} : lockDataDir(options.dataDir);
+  const client = await PGlite.create(options.dataDir).catch((error: unknown) => {
+    release();
+    throw error;
+  });
   const db = drizzlePglite(client, { schema, casing: 'snake_case' }) as unknown as Db;
   return {
     db,
     kind: 'pglite',
     migrate: () => migratePglite(drizzlePglite(client), { migrationsFolder: MIGRATIONS_FOLDER }),
-    close: () => client.close(),
+    close: async () => {
+      await client.close();
+      release();
+    },
   };
+}
+
+/**
+ * PGlite is one process's database: a second process opening the same directory would work on
+ * its own copy and its writes would be lost. A lock file with the owner's pid refuses that with a
+ * clear message (a lock left by a process that no longer runs is taken over).
+ */
+function lockDataDir(dataDir: string): () => void {
+  mkdirSync(dataDir, { recursive: true });
+  const file = join(dataDir, 'elevate.lock');
+  try {
+    writeFileSync(file, String(process.pid), { flag: 'wx' });
+  } catch {
+    const owner = Number(readFileSync(file, 'utf8'));
+    if (owner !== process.pid && isRunning(owner)) {
+      throw new DatabaseInUseError(
+        `it is in use by process ${owner} (stop that first, or set DATABASE_URL to share PostgreSQL between processes)`,
+      );
+    }
+    writeFileSync(file, String(process.pid));
+  }
+  return () => rmSync(file, { force: true });
+}
+
+function isRunning(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The embedded database's directory is held by another running process. */
+export class DatabaseInUseError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DatabaseInUseError';
+  }
 }
 
 /** Rows of a raw `db.execute()` result: postgres.js returns an array, PGlite an object with `rows`. */

@@ -1,0 +1,134 @@
+import { readFile } from 'node:fs/promises';
+import { type Clock, systemClock } from './clock.ts';
+import type { Config } from './config.ts';
+import { type Db, openDatabase } from './db/client.ts';
+import { createActivationService } from './elevation/activation-service.ts';
+import { SYSTEM } from './elevation/actor.ts';
+import { createAdminService } from './elevation/admin-service.ts';
+import { createProviderRegistry } from './grants/registry.ts';
+import { createMetrics } from './http/metrics.ts';
+import { createDatabaseReadiness, createHttpServer, type Route } from './http/server.ts';
+import { createLogger, errorLine, type Logger } from './log.ts';
+import { createPolicyService, noChangesMessage, type PolicyService } from './policy/policy-service.ts';
+
+/** How long a graceful shutdown may take before the process gives up and exits anyway. */
+const SHUTDOWN_DEADLINE_MS = 10_000;
+
+/**
+ * The core wired by hand: grant providers and the services every surface calls. The CLI builds
+ * the same set, so a command and the server always agree.
+ */
+export function createServices(deps: { config: Config; db: Db; clock: Clock }) {
+  const { db, clock } = deps;
+  // Providers configured in `deps.config` join the registry here as they arrive.
+  const providers = createProviderRegistry();
+  const activations = createActivationService({ db, providers, clock });
+  const admin = createAdminService({ db, providers, clock, settle: activations.settle });
+  const policy = createPolicyService({ db, providers, clock, admin });
+  return { providers, activations, admin, policy };
+}
+
+/** The services of one process. */
+export type Services = ReturnType<typeof createServices>;
+
+/** A start-up problem the operator must fix, one line each (a bad policy file, say). */
+export class StartupError extends Error {
+  readonly lines: string[];
+  constructor(lines: string[]) {
+    super(lines.join('\n'));
+    this.name = 'StartupError';
+    this.lines = lines;
+  }
+}
+
+/**
+ * Starts everything `serve` runs: database (migrated), services, the policy file, the HTTP
+ * server. On failure it closes what it opened and throws.
+ */
+export async function start(config: Config, log: Logger): Promise<{ port: number; stop(): Promise<void> }> {
+  const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.ELEVATE_DATA_DIR });
+  try {
+    await database.migrate();
+    log.info({ database: database.kind }, 'database migrated');
+    const services = createServices({ config, db: database.db, clock: systemClock });
+    if (config.ELEVATE_POLICY_FILE) await applyPolicyFile(services.policy, config.ELEVATE_POLICY_FILE, log);
+
+    // Chat platforms whose credentials are set mount their routes here, one line each.
+    const routes: Route[] = [];
+    if (routes.length === 0) {
+      log.warn(
+        'no chat platform configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET for Slack, or TEAMS_CLIENT_ID, TEAMS_CLIENT_SECRET and TEAMS_TENANT_ID for Teams; serving health, metrics and the CLI-managed core',
+      );
+    }
+    const server = createHttpServer({
+      log,
+      metrics: createMetrics(),
+      readiness: createDatabaseReadiness(database.db, log),
+      routes,
+    });
+    const port = await server.listen(config.PORT);
+    log.info({ port }, `listening on port ${port}`);
+    return {
+      port,
+      async stop() {
+        // In-flight requests get 3 s, the database up to 5 s: together inside the deadline.
+        await server.close(3_000);
+        await database.close();
+      },
+    };
+  } catch (error) {
+    await database.close().catch(() => {});
+    throw error;
+  }
+}
+
+/** Applies the policy file named by ELEVATE_POLICY_FILE; its problems stop the start. */
+async function applyPolicyFile(policy: PolicyService, path: string, log: Logger): Promise<void> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? errorLine(error);
+    throw new StartupError([`ELEVATE_POLICY_FILE: cannot read ${path} (${reason})`]);
+  }
+  const result = await policy.apply({ actor: SYSTEM, text, fileName: path });
+  if (!result.ok) {
+    throw new StartupError(
+      result.problems.map((problem) => (problem.startsWith(path) ? problem : `${path}: ${problem}`)),
+    );
+  }
+  if (result.changes.length === 0) log.info(noChangesMessage(path));
+  else
+    log.info({ changes: result.changes }, `policy file ${path} applied: ${result.changes.length} change(s)`);
+}
+
+/**
+ * `elevate serve`: runs until SIGTERM or SIGINT, then shuts down gracefully. Resolves with the
+ * exit code: 0 after a clean stop, 1 when start-up failed (each problem logged).
+ */
+export async function serve(config: Config): Promise<number> {
+  const log = createLogger(config.LOG_LEVEL);
+  // Listen for signals from the first moment: one arriving during start-up stops right after it.
+  const signalled = new Promise<NodeJS.Signals>((resolve) => {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve(signal));
+  });
+  let app: Awaited<ReturnType<typeof start>>;
+  try {
+    app = await start(config, log);
+  } catch (error) {
+    if (error instanceof StartupError) for (const line of error.lines) log.fatal(line);
+    else log.fatal({ err: error }, `start-up failed: ${errorLine(error)}`);
+    return 1;
+  }
+  const signal = await signalled;
+  log.info({ signal }, 'shutting down');
+  const deadline = setTimeout(() => {
+    log.error(`shutdown took longer than ${SHUTDOWN_DEADLINE_MS / 1000} s; exiting anyway`);
+    process.exit(1);
+  }, SHUTDOWN_DEADLINE_MS);
+  deadline.unref();
+  await app.stop();
+  clearTimeout(deadline);
+  log.info('stopped');
+  return 0;
+}
