@@ -190,6 +190,8 @@ export async function assignEligibility(ctx: AdminContext, input: AssignmentInpu
     justification: cleanText(input.justification),
   };
   checkAssignmentWindow(role, 'eligibility', wanted);
+  if (wanted.endAt && wanted.endAt <= ctx.now)
+    throw invalid('The eligibility must end in the future.', 'end');
   const label = `eligibility ${principal.email} → ${role.name}`;
   const lines = !existing
     ? [`+ ${label} (${windowText(wanted, ctx.now)})`]
@@ -289,12 +291,13 @@ export async function assignActive(ctx: AdminContext, input: AssignmentInput): P
         `${principal.email} already has an open ${open.kind} of ${role.name} (${open.status}); it must end first.`,
       );
     }
+    // A granted assignment, or one being granted, keeps its start; only its end can move.
+    const target = open.status === 'approved' ? wanted : { startAt: open.startAt, endAt: wanted.endAt };
+    // Unchanged while its grant is in flight is still unchanged: nothing to refuse.
+    if (open.status !== 'revoking' && sameWindow(open, target)) return { lines: [] };
     if (open.status !== 'active' && open.status !== 'approved') {
       throw conflict(`The ${label} is ${open.status} right now; try again in a moment.`);
     }
-    // A granted assignment keeps its start; only its end can move.
-    const target = open.status === 'active' ? { startAt: open.startAt, endAt: wanted.endAt } : wanted;
-    if (sameWindow(open, target)) return { lines: [] };
     const line = `~ ${label}: ${windowText(open, ctx.now)} → ${windowText(target, ctx.now)}`;
     await transition(ctx.tx, open.id, [open.status], open.status, {
       ...target,
