@@ -25,8 +25,6 @@ const envSchema = z.object({
   ELEVATE_DATA_DIR: z.string().min(1).default('./.data'),
   // Policy as code: applied at start when set.
   ELEVATE_POLICY_FILE: z.string().min(1).optional(),
-  // Background loop: how often the jobs tick.
-  ELEVATE_TICK_SECONDS: z.coerce.number({ message: 'expected a number of seconds' }).int().min(1).default(5),
 });
 
 /** The validated configuration. */

@@ -21,7 +21,6 @@ describe('loadConfig', () => {
       PORT: 3000,
       LOG_LEVEL: 'info',
       ELEVATE_DATA_DIR: './.data',
-      ELEVATE_TICK_SECONDS: 5,
     });
     expect(config.DATABASE_URL).toBeUndefined(); // embedded PGlite
     expect(config.ELEVATE_POLICY_FILE).toBeUndefined();
@@ -35,7 +34,6 @@ describe('loadConfig', () => {
       DATABASE_URL: 'postgres://elevate:pw@db:5432/elevate',
       ELEVATE_DATA_DIR: '/var/lib/elevate',
       ELEVATE_POLICY_FILE: '/etc/elevate/policy.yaml',
-      ELEVATE_TICK_SECONDS: '10',
     });
     expect(config).toMatchObject({
       NODE_ENV: 'production',
@@ -43,7 +41,6 @@ describe('loadConfig', () => {
       LOG_LEVEL: 'debug',
       DATABASE_URL: 'postgres://elevate:pw@db:5432/elevate',
       ELEVATE_POLICY_FILE: '/etc/elevate/policy.yaml',
-      ELEVATE_TICK_SECONDS: 10,
     });
   });
 
@@ -64,11 +61,10 @@ describe('loadConfig', () => {
       PORT: 'abc',
       LOG_LEVEL: 'loud',
       NODE_ENV: 'staging',
-      ELEVATE_TICK_SECONDS: '0',
       DATABASE_URL: 'mysql://root:hunter2@db/elevate',
     });
-    expect(lines).toHaveLength(5);
-    for (const name of ['PORT', 'LOG_LEVEL', 'NODE_ENV', 'ELEVATE_TICK_SECONDS', 'DATABASE_URL']) {
+    expect(lines).toHaveLength(4);
+    for (const name of ['PORT', 'LOG_LEVEL', 'NODE_ENV', 'DATABASE_URL']) {
       expect(lines.filter((line) => line.startsWith(`config: ${name}`))).toHaveLength(1);
     }
     for (const line of lines) expect(line).not.toContain('\n');
