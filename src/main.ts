@@ -5,10 +5,10 @@ import { type Db, openDatabase } from './db/client.ts';
 import { createActivationService } from './elevation/activation-service.ts';
 import { SYSTEM } from './elevation/actor.ts';
 import { createAdminService } from './elevation/admin-service.ts';
-import { createProviderRegistry } from './grants/registry.ts';
-import { createMetrics } from './http/metrics.ts';
+import { createProviderRegistry, type ProviderCall } from './grants/registry.ts';
 import { createDatabaseReadiness, createHttpServer, type Route } from './http/server.ts';
 import { createLogger, errorLine, type Logger } from './log.ts';
+import { createMetrics } from './metrics.ts';
 import { createPolicyService, noChangesMessage, type PolicyService } from './policy/policy-service.ts';
 
 /** How long a graceful shutdown may take before the process gives up and exits anyway. */
@@ -18,10 +18,16 @@ const SHUTDOWN_DEADLINE_MS = 10_000;
  * The core wired by hand: grant providers and the services every surface calls. The CLI builds
  * the same set, so a command and the server always agree.
  */
-export function createServices(deps: { config: Config; db: Db; clock: Clock }) {
+export function createServices(deps: {
+  config: Config;
+  db: Db;
+  clock: Clock;
+  env?: NodeJS.ProcessEnv;
+  observe?: (call: ProviderCall) => void;
+}) {
   const { db, clock } = deps;
-  // Providers configured in `deps.config` join the registry here as they arrive.
-  const providers = createProviderRegistry();
+  // Providers switch on from the environment; each call is observed (logs, metrics).
+  const providers = createProviderRegistry({ env: deps.env ?? process.env, observe: deps.observe });
   const activations = createActivationService({ db, providers, clock });
   const admin = createAdminService({ db, providers, clock, settle: activations.settle });
   const policy = createPolicyService({ db, providers, clock, admin });
@@ -50,7 +56,18 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
   try {
     await database.migrate();
     log.info({ database: database.kind }, 'database migrated');
-    const services = createServices({ config, db: database.db, clock: systemClock });
+    const metrics = createMetrics();
+    const services = createServices({
+      config,
+      db: database.db,
+      clock: systemClock,
+      observe: (call) => {
+        metrics.observeProviderCall(call);
+        const { outcome, error, ...fields } = call;
+        if (outcome === 'ok') log.info(fields, `${call.provider} ${call.op}: ok`);
+        else log.warn({ ...fields, outcome }, `${call.provider} ${call.op} failed (${outcome}): ${error}`);
+      },
+    });
     if (config.ELEVATE_POLICY_FILE) await applyPolicyFile(services.policy, config.ELEVATE_POLICY_FILE, log);
 
     // Chat platforms whose credentials are set mount their routes here, one line each.
@@ -62,7 +79,7 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
     }
     const server = createHttpServer({
       log,
-      metrics: createMetrics(),
+      metrics,
       readiness: createDatabaseReadiness(database.db, log),
       routes,
     });

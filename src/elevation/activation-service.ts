@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { and, eq, gt, isNull, lte, or } from 'drizzle-orm';
 import type { Clock } from '../clock.ts';
 import type { Db, Tx } from '../db/client.ts';
@@ -29,7 +30,7 @@ import {
   checkJustification,
   cleanText,
 } from './policy.ts';
-import { listAdmins } from './principal-repository.ts';
+import { listAdmins, listChatIdentities } from './principal-repository.ts';
 import { type Notice, recordActivationChange } from './record.ts';
 import { eligibilities, roles } from './role.sql.ts';
 import { findEligibility, getRoleByName, namedApproverIds, type Role } from './role-repository.ts';
@@ -582,13 +583,33 @@ export function createActivationService(deps: ActivationDeps) {
     const a = view.activation;
     if (a.status !== 'activating' && a.status !== 'revoking') return view;
     const provider = providers.get(view.role.providerType);
+    // An activation runs its duration from the moment it is granted; an assignment keeps the end
+    // its admin set. The provider gets that end too (e.g. a time-bound directory assignment).
+    const endAt =
+      a.status === 'activating' && a.kind !== 'assignment' && a.durationMinutes !== null
+        ? new Date(clock().getTime() + a.durationMinutes * MINUTE_MS)
+        : a.endAt;
     const target: GrantTarget = {
       activationId: a.id,
-      principal: { id: view.principal.id, email: view.principal.email },
+      attempt: a.attempts + 1,
+      principal: {
+        id: view.principal.id,
+        email: view.principal.email,
+        accounts: view.principal.accounts,
+        identities: await listChatIdentities(db, view.principal.id),
+      },
       role: { name: view.role.name, scope: view.role.scope, config: view.role.providerConfig },
-      endAt: a.endAt,
+      activation: {
+        kind: a.kind,
+        startAt: a.startAt,
+        endAt,
+        justification: a.justification,
+        ticketSystem: a.ticketSystem,
+        ticketNumber: a.ticketNumber,
+      },
     };
     let failure: GrantError | undefined;
+    const started = performance.now();
     try {
       if (!provider) {
         throw new GrantError(`no grant provider "${view.role.providerType}" is configured`, {
@@ -605,22 +626,28 @@ export function createActivationService(deps: ActivationDeps) {
               cause: error,
             });
     }
+    // The provider call's outcome is audited with its duration, whatever it was.
+    const call = { provider: view.role.providerType, durationMs: Math.round(performance.now() - started) };
     const now = clock();
     await runTx((tx) =>
-      a.status === 'activating' ? finishGrant(tx, view, failure, now) : finishRevoke(tx, view, failure, now),
+      a.status === 'activating'
+        ? finishGrant(tx, view, failure, now, { ...call, endAt })
+        : finishRevoke(tx, view, failure, now, call),
     );
     return getActivation(db, activationId);
   }
 
-  async function finishGrant(tx: Tx, view: ActivationView, failure: GrantError | undefined, now: Date) {
+  async function finishGrant(
+    tx: Tx,
+    view: ActivationView,
+    failure: GrantError | undefined,
+    now: Date,
+    call: ProviderCallFacts & { endAt: Date | null },
+  ) {
     const a = view.activation;
+    const { endAt, ...facts } = call;
     const data = { role: view.role.name };
     if (!failure) {
-      // An assignment keeps the end its admin set; an activation runs its duration from now.
-      const endAt =
-        a.kind === 'assignment' || a.durationMinutes === null
-          ? a.endAt
-          : new Date(now.getTime() + a.durationMinutes * MINUTE_MS);
       const moved = await transition(tx, a.id, ['activating'], 'active', {
         activatedAt: now,
         endAt,
@@ -634,7 +661,7 @@ export function createActivationService(deps: ActivationDeps) {
         actor: SYSTEM,
         action: `${a.kind}.granted`,
         at: now,
-        data: { ...data, endAt: endAt?.toISOString() ?? null },
+        data: { ...data, ...facts, endAt: endAt?.toISOString() ?? null },
         notify: [{ recipientId: a.principalId, kind: 'activation_active', data }],
       });
       return;
@@ -656,7 +683,7 @@ export function createActivationService(deps: ActivationDeps) {
         actor: SYSTEM,
         action: `${a.kind}.failed`,
         at: now,
-        data: { ...failed, attempts },
+        data: { ...failed, ...facts, attempts },
         notify: [
           { recipientId: a.principalId, kind: 'activation_failed', data: failed },
           ...admins.map((admin) => ({ recipientId: admin.id, kind: 'grant_failed', data: failed })),
@@ -667,7 +694,7 @@ export function createActivationService(deps: ActivationDeps) {
     const moved = await transition(tx, a.id, ['activating'], 'activating', {
       attempts,
       lastError: failure.message,
-      nextAttemptAt: new Date(now.getTime() + retryDelayMs(attempts)),
+      nextAttemptAt: new Date(now.getTime() + Math.max(retryDelayMs(attempts), failure.retryAfterMs ?? 0)),
       updatedAt: now,
     });
     if (!moved) return;
@@ -675,11 +702,17 @@ export function createActivationService(deps: ActivationDeps) {
       actor: SYSTEM,
       action: `${a.kind}.grant_retrying`,
       at: now,
-      data: { ...data, error: failure.message, attempts },
+      data: { ...data, ...facts, error: failure.message, attempts },
     });
   }
 
-  async function finishRevoke(tx: Tx, view: ActivationView, failure: GrantError | undefined, now: Date) {
+  async function finishRevoke(
+    tx: Tx,
+    view: ActivationView,
+    failure: GrantError | undefined,
+    now: Date,
+    facts: ProviderCallFacts,
+  ) {
     const a = view.activation;
     const data = { role: view.role.name, reason: a.endReason ?? 'ended' };
     if (!failure) {
@@ -694,7 +727,7 @@ export function createActivationService(deps: ActivationDeps) {
         actor: SYSTEM,
         action: `${a.kind}.ended`,
         at: now,
-        data,
+        data: { ...data, ...facts },
         notify: [{ recipientId: a.principalId, kind: 'activation_ended', data }],
       });
       return;
@@ -705,7 +738,7 @@ export function createActivationService(deps: ActivationDeps) {
     const moved = await transition(tx, a.id, ['revoking'], 'revoking', {
       attempts,
       lastError: failure.message,
-      nextAttemptAt: new Date(now.getTime() + retryDelayMs(attempts)),
+      nextAttemptAt: new Date(now.getTime() + Math.max(retryDelayMs(attempts), failure.retryAfterMs ?? 0)),
       updatedAt: now,
     });
     if (!moved) return;
@@ -714,7 +747,7 @@ export function createActivationService(deps: ActivationDeps) {
       actor: SYSTEM,
       action: `${a.kind}.revoke_failing`,
       at: now,
-      data: { ...data, error: failure.message, attempts },
+      data: { ...data, ...facts, error: failure.message, attempts },
       notify: admins.map((admin) => ({
         recipientId: admin.id,
         kind: 'revoke_failing',
@@ -722,6 +755,12 @@ export function createActivationService(deps: ActivationDeps) {
       })),
     });
   }
+}
+
+/** What the audit trail records of a provider call besides its outcome. */
+interface ProviderCallFacts {
+  provider: string;
+  durationMs: number;
 }
 
 /** When the loop should next look at a row in `status`: at its start, or after the in-flight lease. */

@@ -1,7 +1,7 @@
 import { eq, inArray } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
 import { invalid } from '../errors.ts';
-import { principals } from './principal.sql.ts';
+import { chatIdentities, principals } from './principal.sql.ts';
 
 /** A stored principal. */
 export type Principal = typeof principals.$inferSelect;
@@ -40,4 +40,16 @@ export async function principalsByIds(db: Db, ids: string[]): Promise<Principal[
 /** The bot admins: they approve when a role names no approvers, and they are alerted. */
 export async function listAdmins(db: Db): Promise<Principal[]> {
   return db.select().from(principals).where(eq(principals.isAdmin, true));
+}
+
+/** A principal's chat identities (Slack user per workspace, Teams AAD object per tenant). */
+export async function listChatIdentities(db: Db, principalId: string) {
+  return db
+    .select({
+      platform: chatIdentities.platform,
+      tenant: chatIdentities.tenant,
+      externalId: chatIdentities.externalId,
+    })
+    .from(chatIdentities)
+    .where(eq(chatIdentities.principalId, principalId));
 }

@@ -6,6 +6,8 @@ export const principals = pgTable('principals', {
   email: text().notNull().unique(),
   displayName: text(),
   isAdmin: boolean().notNull().default(false),
+  /** Account names per grant provider type where they differ from the email (policy `principals`). */
+  accounts: jsonb().$type<Record<string, string>>().notNull().default({}),
   createdAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
 });
 

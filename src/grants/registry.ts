@@ -1,44 +1,130 @@
-import { z } from 'zod';
-import type { GrantProvider } from './grant-provider.ts';
-import { createNoneProvider } from './none/none-provider.ts';
+import { performance } from 'node:perf_hooks';
+import type { z } from 'zod';
+import {
+  GrantError,
+  type GrantProvider,
+  type GrantTarget,
+  type ProviderDefinition,
+} from './grant-provider.ts';
+import { noneProvider } from './none/none-provider.ts';
+
+/** Every provider Elevate ships: a new provider is its folder plus one line here. */
+export const PROVIDERS: ProviderDefinition[] = [noneProvider];
+
+/** One provider call as logs and metrics see it. */
+export interface ProviderCall {
+  provider: string;
+  op: 'grant' | 'revoke' | 'check';
+  activationId: string;
+  attempt: number;
+  outcome: 'ok' | 'retryable' | 'permanent';
+  seconds: number;
+  error?: string;
+}
 
 /**
  * The grant providers this process can use, by type, each with the schema of the per-role
  * parameters it takes in the policy file (`provider: { type, ... }`).
  */
 export interface ProviderRegistry {
+  /** The provider of this type, if it is switched on; every call is observed. */
   get(type: string): GrantProvider | undefined;
   /** Checks a role's provider parameters; returns problems as `field: message` lines. */
   validate(type: string, config: Record<string, unknown>): string[];
+  /** `validate`, plus the provider's own checks of the environment and the target (dry-run). */
+  verify(type: string, config: Record<string, unknown>): Promise<string[]>;
   types(): string[];
 }
 
-interface Entry {
-  provider: GrantProvider;
-  config: z.ZodType;
+/**
+ * Builds the registry from the environment: a provider whose variables are missing stays off,
+ * and a role naming it is refused with the line that says what to set.
+ */
+export function createProviderRegistry(
+  options: {
+    env?: NodeJS.ProcessEnv;
+    definitions?: ProviderDefinition[];
+    observe?: (call: ProviderCall) => void;
+  } = {},
+): ProviderRegistry {
+  const env = options.env ?? process.env;
+  const definitions = new Map((options.definitions ?? PROVIDERS).map((d) => [d.type, d]));
+  const providers = new Map<string, GrantProvider | string>();
+  for (const [type, definition] of definitions) {
+    const created = definition.create(env);
+    providers.set(type, typeof created === 'string' ? created : observed(created, options.observe));
+  }
+
+  function validate(type: string, config: Record<string, unknown>): string[] {
+    const definition = definitions.get(type);
+    if (!definition)
+      return [`type: "${type}" is not a known provider (known: ${[...definitions.keys()].join(', ')})`];
+    const switchedOff = providers.get(type);
+    const problems = typeof switchedOff === 'string' ? [`type: ${switchedOff}`] : [];
+    const result = definition.roleConfig.safeParse(config);
+    if (!result.success) {
+      problems.push(
+        ...result.error.issues.map((issue) =>
+          issue.code === 'unrecognized_keys'
+            ? `${issue.keys.join(', ')}: not a parameter of the ${type} provider`
+            : `${issue.path.join('.')}: ${issue.message}`,
+        ),
+      );
+    }
+    return problems;
+  }
+
+  return {
+    get(type) {
+      const provider = providers.get(type);
+      return typeof provider === 'string' ? undefined : provider;
+    },
+    types: () => [...definitions.keys()],
+    validate,
+    async verify(type, config) {
+      const problems = validate(type, config);
+      const definition = definitions.get(type);
+      if (problems.length > 0 || !definition?.verify) return problems;
+      return definition.verify((definition.roleConfig as z.ZodType).parse(config), env);
+    },
+  };
 }
 
-/** Builds the registry; a new provider is one line here plus its folder. */
-export function createProviderRegistry(extra: Entry[] = []): ProviderRegistry {
-  const entries = new Map<string, Entry>();
-  for (const entry of [{ provider: createNoneProvider(), config: z.object({}).strict() }, ...extra]) {
-    entries.set(entry.provider.type, entry);
-  }
+/** Wraps a provider so every call reports its outcome and duration. */
+function observed(
+  provider: GrantProvider,
+  observe: ((call: ProviderCall) => void) | undefined,
+): GrantProvider {
+  if (!observe) return provider;
+  const wrap =
+    <T>(op: ProviderCall['op'], call: (target: GrantTarget) => Promise<T>) =>
+    async (target: GrantTarget): Promise<T> => {
+      const started = performance.now();
+      const report = (outcome: ProviderCall['outcome'], error?: string) =>
+        observe({
+          provider: provider.type,
+          op,
+          activationId: target.activationId,
+          attempt: target.attempt,
+          outcome,
+          seconds: (performance.now() - started) / 1000,
+          error,
+        });
+      try {
+        const result = await call(target);
+        report('ok');
+        return result;
+      } catch (error) {
+        const retryable = !(error instanceof GrantError) || error.retryable;
+        report(retryable ? 'retryable' : 'permanent', error instanceof Error ? error.message : String(error));
+        throw error;
+      }
+    };
+  const check = provider.check?.bind(provider);
   return {
-    get: (type) => entries.get(type)?.provider,
-    types: () => [...entries.keys()],
-    validate(type, config) {
-      const entry = entries.get(type);
-      if (!entry)
-        return [`type: "${type}" is not a known provider (known: ${[...entries.keys()].join(', ')})`];
-      const result = entry.config.safeParse(config);
-      return result.success
-        ? []
-        : result.error.issues.map((issue) =>
-            issue.code === 'unrecognized_keys'
-              ? `${issue.keys.join(', ')}: not a parameter of the ${type} provider`
-              : `${issue.path.join('.')}: ${issue.message}`,
-          );
-    },
+    type: provider.type,
+    grant: wrap('grant', (t) => provider.grant(t)),
+    revoke: wrap('revoke', (t) => provider.revoke(t)),
+    ...(check ? { check: wrap('check', check) } : {}),
   };
 }

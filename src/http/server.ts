@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
 import { type Db, MIGRATIONS_FOLDER, rowsOf } from '../db/client.ts';
 import type { Logger } from '../log.ts';
-import type { Metrics } from './metrics.ts';
+import type { Metrics } from '../metrics.ts';
 
 /** Answers one request; the request body is the handler's to read. */
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;

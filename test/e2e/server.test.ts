@@ -4,7 +4,6 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createMetrics } from '../../src/http/metrics.ts';
 import {
   createDatabaseReadiness,
   createHttpServer,
@@ -12,6 +11,7 @@ import {
   sendJson,
 } from '../../src/http/server.ts';
 import { createLogger } from '../../src/log.ts';
+import { createMetrics } from '../../src/metrics.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
 
 const BIN = new URL('../../bin/elevate.js', import.meta.url).pathname;

@@ -6,7 +6,7 @@ import { createAdminService, type RoleInput } from '../../src/elevation/admin-se
 import { MINUTE_MS } from '../../src/elevation/duration.ts';
 import { ensurePrincipal } from '../../src/elevation/principal-repository.ts';
 import type { GrantProvider, GrantTarget } from '../../src/grants/grant-provider.ts';
-import { createProviderRegistry } from '../../src/grants/registry.ts';
+import { createProviderRegistry, PROVIDERS } from '../../src/grants/registry.ts';
 
 /** A grant provider that remembers what it holds and counts calls: a real port implementation. */
 export function createRecordingProvider(type = 'recording') {
@@ -47,7 +47,13 @@ export function createCore(db: Db, start = new Date('2026-06-01T09:00:00Z')) {
   let now = start;
   const clock = () => now;
   const recording = createRecordingProvider();
-  const providers = createProviderRegistry([{ provider: recording.provider, config: z.object({}).strict() }]);
+  const providers = createProviderRegistry({
+    env: {},
+    definitions: [
+      ...PROVIDERS,
+      { type: 'recording', roleConfig: z.object({}).strict(), create: () => recording.provider },
+    ],
+  });
   const activations = createActivationService({ db, providers, clock });
   const admin = createAdminService({ db, providers, clock, settle: activations.settle });
   const cli = cliActor('test');

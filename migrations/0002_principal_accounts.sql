@@ -1,0 +1,1 @@
+ALTER TABLE "principals" ADD COLUMN "accounts" jsonb DEFAULT '{}'::jsonb NOT NULL;
