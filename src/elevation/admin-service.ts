@@ -178,6 +178,53 @@ export async function setAdmins(ctx: AdminContext, emails: string[]): Promise<Ou
   return { lines };
 }
 
+/** A principal's account names per grant provider type (policy `principals[].accounts`). */
+export interface AccountsInput {
+  email: string;
+  accounts: Record<string, string>;
+}
+
+/**
+ * Makes exactly these principals have account mappings (`{ postgres: carol }`): a provider uses
+ * the mapped name instead of deriving one from the email; principals not listed lose theirs.
+ */
+export async function setAccounts(ctx: AdminContext, entries: AccountsInput[]): Promise<Outcome> {
+  requireAdmin(ctx.actor);
+  const wanted = new Map<string, Record<string, string>>();
+  for (const entry of entries) wanted.set((await ensurePrincipal(ctx.tx, entry.email)).email, entry.accounts);
+  const mapped = await ctx.tx
+    .select({ id: principals.id, email: principals.email, accounts: principals.accounts })
+    .from(principals);
+  const lines: string[] = [];
+  for (const principal of mapped) {
+    const accounts = wanted.get(principal.email) ?? {};
+    if (canonicalJson(accounts) === canonicalJson(principal.accounts)) continue;
+    await ctx.tx.update(principals).set({ accounts }).where(eq(principals.id, principal.id));
+    lines.push(
+      `~ accounts of ${principal.email}: ${accountsText(principal.accounts)} → ${accountsText(accounts)}`,
+    );
+  }
+  if (lines.length > 0) {
+    await recordChange(ctx.tx, {
+      actor: ctx.actor,
+      action: 'accounts.changed',
+      subjectType: 'principal',
+      subjectId: 'accounts',
+      at: ctx.now,
+      data: { changes: lines },
+    });
+  }
+  return { lines: lines.sort() };
+}
+
+const accountsText = (accounts: Record<string, string>) =>
+  Object.keys(accounts).length === 0
+    ? 'none'
+    : Object.entries(accounts)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([type, name]) => `${type}=${name}`)
+        .join(', ');
+
 /** Makes a principal eligible for a role in a window (PIM's rules on permanence and length). */
 export async function assignEligibility(ctx: AdminContext, input: AssignmentInput): Promise<Outcome> {
   requireAdmin(ctx.actor);
@@ -482,6 +529,7 @@ export function createAdminService(deps: {
     saveRole: one(saveRole),
     archiveRole: one(archiveRole),
     setAdmins: one(setAdmins),
+    setAccounts: one(setAccounts),
     assignEligibility: one(assignEligibility),
     removeEligibility: one(removeEligibility),
     assignActive: one(assignActive),

@@ -31,7 +31,10 @@ export interface ProviderRegistry {
   get(type: string): GrantProvider | undefined;
   /** Checks a role's provider parameters; returns problems as `field: message` lines. */
   validate(type: string, config: Record<string, unknown>): string[];
-  /** `validate`, plus the provider's own checks of the environment and the target (dry-run). */
+  /**
+   * The provider's own checks of the environment and the target (dry-run), for parameters that
+   * `validate` accepts; parameter problems are `validate`'s to report.
+   */
   verify(type: string, config: Record<string, unknown>): Promise<string[]>;
   types(): string[];
 }
@@ -82,9 +85,8 @@ export function createProviderRegistry(
     types: () => [...definitions.keys()],
     validate,
     async verify(type, config) {
-      const problems = validate(type, config);
       const definition = definitions.get(type);
-      if (problems.length > 0 || !definition?.verify) return problems;
+      if (!definition?.verify || validate(type, config).length > 0) return [];
       return definition.verify((definition.roleConfig as z.ZodType).parse(config), env);
     },
   };

@@ -1,7 +1,7 @@
 import { Document, isMap, isSeq, LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { canonicalJson } from '../audit/audit-log.ts';
-import { type AssignmentInput, ROLE_NAME } from '../elevation/admin-service.ts';
+import { type AccountsInput, type AssignmentInput, ROLE_NAME } from '../elevation/admin-service.ts';
 import { DURATION_HINT, formatDuration, parseDuration } from '../elevation/duration.ts';
 import { DURATION_SETTINGS, type RoleSettings, roleSettingsSchema } from '../elevation/role-settings.ts';
 
@@ -29,6 +29,7 @@ export interface PolicyRole {
 /** A checked policy file. A key that is absent is not managed by the file. */
 export interface Policy {
   admins?: string[];
+  principals?: AccountsInput[];
   roles?: PolicyRole[];
   eligibility?: AssignmentInput[];
   activeAssignments?: AssignmentInput[];
@@ -51,9 +52,10 @@ const SETTING_NAMES = Object.keys(roleSettingsSchema.in.shape) as (keyof RoleSet
 /** The one duration setting that may be zero. */
 const ZERO_ALLOWED = 'minActiveBeforeDeactivation';
 
-const TOP_KEYS = ['admins', 'roles', 'eligibility', 'activeAssignments'];
+const TOP_KEYS = ['admins', 'principals', 'roles', 'eligibility', 'activeAssignments'];
 const ROLE_KEYS = ['name', 'description', 'scope', 'provider', 'settings'];
 const ASSIGNMENT_KEYS = ['principal', 'role', 'start', 'end', 'justification'];
+const PRINCIPAL_KEYS = ['email', 'accounts'];
 
 const DATE_ONLY = /^(\d{4})-(\d{2})-(\d{2})$/;
 const TIMESTAMP = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$/;
@@ -114,6 +116,22 @@ const settings = z.record(z.string(), z.unknown()).transform((raw, ctx) => {
     ctx.addIssue({ code: 'custom', path: issue.path, message });
   }
   return z.NEVER;
+});
+
+/** A principal's account names per provider type, where they differ from what the email gives. */
+const principal = z.strictObject({
+  email,
+  accounts: z.record(z.string(), z.string().trim().min(1)).superRefine((accounts, ctx) => {
+    for (const type of Object.keys(accounts)) {
+      if (!/^[a-z][a-z0-9-]*$/.test(type)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [type],
+          message: 'is not a provider type (e.g. postgres, slack, entra)',
+        });
+      }
+    }
+  }),
 });
 
 const role = z.strictObject({
@@ -203,6 +221,8 @@ export function parsePolicy(text: string, fileName: string): ParsedPolicy {
   const policy: Policy = {};
   const admins = each('admins', email);
   if (admins) policy.admins = [...new Set(admins)];
+  const mapped = each('principals', principal);
+  if (mapped) policy.principals = mapped;
   const roles = each('roles', role);
   if (roles) policy.roles = roles;
   const eligibility = each('eligibility', assignment);
@@ -235,7 +255,7 @@ export function parsePolicy(text: string, fileName: string): ParsedPolicy {
 
 /**
  * Puts problem lines found by different checks into one order: file-level first, then by section
- * (admins, roles, eligibility, activeAssignments) and entry; the sort is stable within an entry.
+ * (admins, principals, roles, eligibility, activeAssignments) and entry; the sort is stable within an entry.
  */
 export function orderProblems(problems: string[]): string[] {
   const rank = (line: string) => {
@@ -280,6 +300,7 @@ export function settingsForFile(stored: RoleSettings): Record<string, unknown> {
 /** A file's content as `renderPolicy` writes it. */
 export interface PolicyDocument {
   admins: string[];
+  principals: AccountsInput[];
   roles: {
     name: string;
     description: string;
@@ -302,6 +323,7 @@ export function renderPolicy(policy: PolicyDocument, header: string): string {
   });
   const doc = new Document({
     admins: policy.admins,
+    ...(policy.principals.length > 0 ? { principals: policy.principals } : {}),
     roles: policy.roles.map((r) => {
       const stated = settingsForFile(r.settings);
       return {
@@ -322,7 +344,7 @@ export function renderPolicy(policy: PolicyDocument, header: string): string {
       const key = String((pair.key as { value?: unknown }).value);
       const value = pair.value;
       if (key === 'admins' && isSeq(value)) value.flow = true;
-      if ((key === 'eligibility' || key === 'activeAssignments') && isSeq(value)) {
+      if ((key === 'eligibility' || key === 'activeAssignments' || key === 'principals') && isSeq(value)) {
         if (value.items.length === 0) value.flow = true;
         for (const item of value.items) if (isMap(item)) item.flow = true;
       }
@@ -400,6 +422,11 @@ function duplicates(data: unknown): Found[] {
   };
   const text = (v: unknown) => (typeof v === 'string' ? v.trim().toLowerCase() : undefined);
   seen(
+    'principals',
+    (p) => text(p.email),
+    (key) => `principal ${key}`,
+  );
+  seen(
     'roles',
     (r) => text(r.name),
     (key) => `role "${key}"`,
@@ -418,7 +445,7 @@ function duplicates(data: unknown): Found[] {
 function issueProblems(issue: z.core.$ZodIssue, at: [string, number]): Found[] {
   const path = [...at, ...issue.path];
   if (issue.code === 'unrecognized_keys') {
-    const known = at[0] === 'roles' ? ROLE_KEYS : ASSIGNMENT_KEYS;
+    const known = keysOf(at[0]);
     return issue.keys.map((key) => ({
       path: [...path, key],
       message: `is not a known key${suggest(key, known)}`,
@@ -428,12 +455,15 @@ function issueProblems(issue: z.core.$ZodIssue, at: [string, number]): Found[] {
     return [
       {
         path,
-        message: `must be a mapping with ${(at[0] === 'roles' ? ROLE_KEYS : ASSIGNMENT_KEYS).join(', ')}`,
+        message: `must be a mapping with ${keysOf(at[0]).join(', ')}`,
       },
     ];
   }
   return [{ path, message: issue.message }];
 }
+
+const keysOf = (section: string) =>
+  section === 'roles' ? ROLE_KEYS : section === 'principals' ? PRINCIPAL_KEYS : ASSIGNMENT_KEYS;
 
 /** `roles[2].settings.maxDuration`, the way people find the spot in their file. */
 function pathText(path: PropertyKey[], fileName: string): string {

@@ -15,6 +15,7 @@ import {
   removeEligibility,
   roleProblems,
   saveRole,
+  setAccounts,
   setAdmins,
 } from '../elevation/admin-service.ts';
 import { principals } from '../elevation/principal.sql.ts';
@@ -39,7 +40,7 @@ export type ApplyResult =
   | { ok: true; changes: string[]; applied: boolean };
 
 /** The sections of a policy file, in the order the diff lists them. */
-type Section = 'admins' | 'roles' | 'eligibility' | 'activeAssignments';
+type Section = 'admins' | 'principals' | 'roles' | 'eligibility' | 'activeAssignments';
 
 /** What running a file's operations gave: the diff by section, the refusals, what to settle after commit. */
 interface Run {
@@ -97,6 +98,17 @@ export function createPolicyService(deps: {
     const read = new Set(policy.roles?.map((r) => r.name));
     const file = { policy, unreadRoles: roleNames.filter((name) => !read.has(name)), incomplete };
 
+    // A dry run also asks each provider whether its variables are set and its target answers;
+    // before the transaction, because those checks go over the network.
+    const verified: string[] = [];
+    if (input.dryRun) {
+      for (const [i, role] of (policy.roles ?? []).entries()) {
+        const { type, ...config } = role.provider;
+        for (const problem of await deps.providers.verify(type, config))
+          verified.push(`roles[${i}].provider: ${problem}`);
+      }
+    }
+
     let run: Run;
     try {
       run = await deps.admin.batch(
@@ -126,7 +138,7 @@ export function createPolicyService(deps: {
       if (!(error instanceof RolledBack)) throw error;
       run = error.run;
     }
-    const problems = orderProblems([...shapeProblems, ...run.problems]);
+    const problems = orderProblems([...shapeProblems, ...verified, ...run.problems]);
     if (problems.length > 0) return { ok: false, problems };
     const changes = diffOf(run);
     return { ok: true, changes, applied: !input.dryRun && changes.length > 0 };
@@ -151,6 +163,12 @@ export function createPolicyService(deps: {
     return renderPolicy(
       {
         admins: admins.map((a) => a.email),
+        principals: (
+          await deps.db
+            .select({ email: principals.email, accounts: principals.accounts })
+            .from(principals)
+            .orderBy(asc(principals.email))
+        ).filter((p) => Object.keys(p.accounts).length > 0),
         roles: (await listRoles(deps.db)).map((r) => ({
           name: r.name,
           description: r.description,
@@ -181,7 +199,7 @@ export const noChangesMessage = (fileName: string) => `No changes: the database 
  */
 async function runFile(ctx: AdminContext, file: FileView): Promise<Run> {
   const run: Run = {
-    lines: { admins: [], roles: [], eligibility: [], activeAssignments: [] },
+    lines: { admins: [], principals: [], roles: [], eligibility: [], activeAssignments: [] },
     problems: [],
     settle: [],
   };
@@ -202,6 +220,11 @@ async function runFile(ctx: AdminContext, file: FileView): Promise<Run> {
 
   const admins = policy.admins;
   if (admins) await step('admins', 'admins', (c) => setAdmins(c, admins));
+  const mapped = policy.principals;
+  // With an entry unread, which principals keep their mapping is not known: leave them all.
+  if (mapped && !file.incomplete.includes('principals')) {
+    await step('principals', 'principals', (c) => setAccounts(c, mapped));
+  }
 
   // Entries of a role whose own entry has problems are skipped: theirs would only echo its problems.
   const skipped = new Set(file.unreadRoles);
@@ -312,6 +335,7 @@ function currentAssignments(db: Db, now: Date) {
 /** The diff, section by section in the order of the file. */
 const diffOf = (run: Run) => [
   ...run.lines.admins,
+  ...run.lines.principals,
   ...run.lines.roles,
   ...run.lines.eligibility,
   ...run.lines.activeAssignments,

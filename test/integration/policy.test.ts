@@ -1,13 +1,16 @@
 import { asc, eq } from 'drizzle-orm';
 import { afterEach, beforeEach, expect, test } from 'vitest';
+import { z } from 'zod';
 import { auditEvents } from '../../src/audit/audit.sql.ts';
 import type { Db } from '../../src/db/client.ts';
 import { activations } from '../../src/elevation/activation.sql.ts';
 import { principalActor } from '../../src/elevation/actor.ts';
+import { createAdminService } from '../../src/elevation/admin-service.ts';
 import { notifications } from '../../src/elevation/notification.sql.ts';
 import { principals } from '../../src/elevation/principal.sql.ts';
 import { eligibilities, roles } from '../../src/elevation/role.sql.ts';
 import { GrantError } from '../../src/grants/grant-provider.ts';
+import { createProviderRegistry, PROVIDERS } from '../../src/grants/registry.ts';
 import { type ApplyResult, createPolicyService } from '../../src/policy/policy-service.ts';
 import { createCore } from '../support/core.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
@@ -408,3 +411,73 @@ async function principalId(db: Db, email: string): Promise<string> {
   if (!row) throw new Error(`no principal ${email}`);
   return row.id;
 }
+
+test('principals map account names per provider; the file manages every mapping', async () => {
+  const { apply: write, policy } = setup();
+  const first = await write(`principals:
+  - { email: Carol@Example.com, accounts: { postgres: carol_dba, slack: U0CAROL } }
+  - { email: dan@example.com, accounts: { postgres: dan } }
+`);
+  expect(first).toEqual({
+    ok: true,
+    applied: true,
+    changes: [
+      '~ accounts of carol@example.com: none → postgres=carol_dba, slack=U0CAROL',
+      '~ accounts of dan@example.com: none → postgres=dan',
+    ],
+  });
+  expect(
+    await write(
+      'principals:\n  - { email: carol@example.com, accounts: { postgres: carol_dba, slack: U0CAROL } }\n',
+    ),
+  ).toEqual({
+    ok: true,
+    applied: true,
+    changes: ['~ accounts of dan@example.com: postgres=dan → none'],
+  });
+  const exported = await policy.exportPolicy();
+  expect(exported).toContain('principals:');
+  expect(await write(exported)).toEqual({ ok: true, applied: false, changes: [] });
+  const bad = await write('principals:\n  - { email: not-an-email, accounts: { Postgres: x } }\n');
+  expect(bad).toEqual({
+    ok: false,
+    problems: [
+      'principals[0].email: "not-an-email" is not an email address',
+      'principals[0].accounts.Postgres: is not a provider type (e.g. postgres, slack, entra)',
+    ],
+  });
+});
+
+test('a dry run asks each provider whether its target is usable and says what is wrong', async () => {
+  const { core } = setup();
+  const probe = {
+    type: 'probe',
+    roleConfig: z.object({ target: z.string() }).strict(),
+    create: () => ({ type: 'probe', grant: async () => {}, revoke: async () => {} }),
+    verify: async (config: { target: string }) =>
+      config.target === 'down' ? [`${config.target} does not answer`] : [],
+  };
+  const providers = createProviderRegistry({ env: {}, definitions: [...PROVIDERS, probe] });
+  const admin = createAdminService({
+    db: core.db,
+    providers,
+    clock: core.clock,
+    settle: core.activations.settle,
+  });
+  const policy = createPolicyService({ db: core.db, providers, clock: core.clock, admin });
+  const text = `roles:
+  - { name: up, provider: { type: probe, target: up } }
+  - { name: down, provider: { type: probe, target: down } }
+`;
+  const before = await snapshot(core.db);
+  expect(await policy.apply({ actor: core.cli, text, fileName: 'p.yaml', dryRun: true })).toEqual({
+    ok: false,
+    problems: ['roles[1].provider: down does not answer'],
+  });
+  expect(await snapshot(core.db)).toEqual(before);
+  // A real apply does not probe the network: it writes the roles as the file says.
+  expect(await policy.apply({ actor: core.cli, text, fileName: 'p.yaml' })).toMatchObject({
+    ok: true,
+    applied: true,
+  });
+});

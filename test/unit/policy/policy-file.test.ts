@@ -192,10 +192,10 @@ eligibility:
 
   test('an empty file or one that is not a mapping is refused', () => {
     expect(problems('')).toEqual([
-      'policy.yaml: is empty; write at least one of admins, roles, eligibility, activeAssignments',
+      'policy.yaml: is empty; write at least one of admins, principals, roles, eligibility, activeAssignments',
     ]);
     expect(problems('- ana@example.com')).toEqual([
-      'policy.yaml: must be a mapping with admins, roles, eligibility, activeAssignments',
+      'policy.yaml: must be a mapping with admins, principals, roles, eligibility, activeAssignments',
     ]);
   });
 });
@@ -233,6 +233,7 @@ describe('renderPolicy', () => {
     const text = renderPolicy(
       {
         admins: policy.admins ?? [],
+        principals: [{ email: 'carol@example.com', accounts: { postgres: 'carol_dba', slack: 'U123' } }],
         roles: policy.roles ?? [],
         eligibility: policy.eligibility ?? [],
         activeAssignments: [
@@ -251,6 +252,7 @@ describe('renderPolicy', () => {
     expect(text).toContain('maxDuration: 2h');
     expect(parsed(text)).toEqual({
       ...policy,
+      principals: [{ email: 'carol@example.com', accounts: { postgres: 'carol_dba', slack: 'U123' } }],
       activeAssignments: [
         {
           email: 'fay@example.com',
