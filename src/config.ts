@@ -1,31 +1,35 @@
 import { z } from 'zod';
+import { slackEnv } from './grants/slack-usergroup/slack-env.ts';
 
 /**
  * The whole environment the process reads, in one schema with a section per concern.
  * Chat platforms and grant providers add their sections here when they arrive.
  */
-const envSchema = z.object({
-  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
-  PORT: z.coerce
-    .number({ message: 'expected a port number' })
-    .int()
-    .min(0)
-    .max(65535, 'expected a port number (0-65535)')
-    .default(3000),
-  LOG_LEVEL: z
-    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
-      message: 'expected one of fatal, error, warn, info, debug, trace, silent',
-    })
-    .default('info'),
-  // Database: PostgreSQL when set, embedded PGlite under ELEVATE_DATA_DIR otherwise.
-  DATABASE_URL: z
-    .string()
-    .regex(/^postgres(ql)?:\/\//, 'expected a postgres:// or postgresql:// URL')
-    .optional(),
-  ELEVATE_DATA_DIR: z.string().min(1).default('./.data'),
-  // Policy as code: applied at start when set.
-  ELEVATE_POLICY_FILE: z.string().min(1).optional(),
-});
+const envSchema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+    PORT: z.coerce
+      .number({ message: 'expected a port number' })
+      .int()
+      .min(0)
+      .max(65535, 'expected a port number (0-65535)')
+      .default(3000),
+    LOG_LEVEL: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+        message: 'expected one of fatal, error, warn, info, debug, trace, silent',
+      })
+      .default('info'),
+    // Database: PostgreSQL when set, embedded PGlite under ELEVATE_DATA_DIR otherwise.
+    DATABASE_URL: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'expected a postgres:// or postgresql:// URL')
+      .optional(),
+    ELEVATE_DATA_DIR: z.string().min(1).default('./.data'),
+    // Policy as code: applied at start when set.
+    ELEVATE_POLICY_FILE: z.string().min(1).optional(),
+  })
+  // Sections owned by the parts that use them: a provider or platform brings its variables.
+  .extend(slackEnv.shape);
 
 /** The validated configuration. */
 export type Config = z.output<typeof envSchema>;

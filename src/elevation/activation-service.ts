@@ -3,7 +3,7 @@ import { and, eq, gt, isNull, lte, or } from 'drizzle-orm';
 import type { Clock } from '../clock.ts';
 import type { Db, Tx } from '../db/client.ts';
 import { conflict, forbidden, invalid } from '../errors.ts';
-import { GrantError, type GrantTarget } from '../grants/grant-provider.ts';
+import { GrantError, type GrantProvider, type GrantTarget } from '../grants/grant-provider.ts';
 import type { ProviderRegistry } from '../grants/registry.ts';
 import { decisions, OPEN_STATUSES } from './activation.sql.ts';
 import {
@@ -324,10 +324,13 @@ export function createActivationService(deps: ActivationDeps) {
         return { outcome: 'approved' as const, missing: 0 };
       });
       if (result.expired !== undefined) throw conflict(result.expired);
+      const view = await settle(input.activationId);
+      const parentId = view.activation.extendsId;
+      if (result.outcome === 'approved' && parentId) await syncEnd(parentId);
       return {
         outcome: result.outcome,
         approvalsMissing: result.missing,
-        view: await settle(input.activationId),
+        view,
       };
     },
 
@@ -437,7 +440,7 @@ export function createActivationService(deps: ActivationDeps) {
       justification?: string;
     }): Promise<ActivationView> {
       const now = clock();
-      return runTx(async (tx) => {
+      const result = await runTx(async (tx) => {
         const view = await getActivation(tx, input.activationId, { lock: true });
         requireOwner(input.actor, view, 'extend');
         const a = view.activation;
@@ -504,6 +507,9 @@ export function createActivationService(deps: ActivationDeps) {
         });
         return getActivation(tx, extension.id);
       });
+      // Applied at once (no approval): the target system learns the new end too.
+      if (result.activation.kind === 'activation') await syncEnd(result.activation.id);
+      return result;
     },
 
     /** An admin takes access away: a running grant is revoked, a waiting request is cancelled. */
@@ -573,23 +579,10 @@ export function createActivationService(deps: ActivationDeps) {
     });
   }
 
-  /**
-   * Finishes what an activation has in flight: grants an `activating` one, revokes a `revoking`
-   * one. Safe to repeat and to race (providers are idempotent; the transitions are conditional),
-   * so both the request path and the loop after a crash call it.
-   */
-  async function settle(activationId: string): Promise<ActivationView> {
-    const view = await getActivation(db, activationId);
+  /** What a provider is told about an activation. */
+  async function targetOf(view: ActivationView, endAt: Date | null): Promise<GrantTarget> {
     const a = view.activation;
-    if (a.status !== 'activating' && a.status !== 'revoking') return view;
-    const provider = providers.get(view.role.providerType);
-    // An activation runs its duration from the moment it is granted; an assignment keeps the end
-    // its admin set. The provider gets that end too (e.g. a time-bound directory assignment).
-    const endAt =
-      a.status === 'activating' && a.kind !== 'assignment' && a.durationMinutes !== null
-        ? new Date(clock().getTime() + a.durationMinutes * MINUTE_MS)
-        : a.endAt;
-    const target: GrantTarget = {
+    return {
       activationId: a.id,
       attempt: a.attempts + 1,
       principal: {
@@ -608,6 +601,57 @@ export function createActivationService(deps: ActivationDeps) {
         ticketNumber: a.ticketNumber,
       },
     };
+  }
+
+  /**
+   * Tells a provider with time-bound grants that an active grant's end moved (an extension), so
+   * the target does not end it early. A failure is audited and the admins are alerted: Elevate
+   * still revokes at the new end, but the target may cut access at the old one.
+   */
+  async function syncEnd(activationId: string): Promise<void> {
+    const view = await getActivation(db, activationId);
+    const provider = providers.get(view.role.providerType);
+    if (!provider?.extend || view.activation.status !== 'active') return;
+    const started = performance.now();
+    try {
+      await provider.extend(await targetOf(view, view.activation.endAt));
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      const facts = { provider: view.role.providerType, durationMs: Math.round(performance.now() - started) };
+      await runTx(async (tx) => {
+        const data = { role: view.role.name, error: message };
+        await recordActivationChange(tx, activationId, {
+          actor: SYSTEM,
+          action: 'activation.extend_failed',
+          at: clock(),
+          data: { ...data, ...facts },
+          notify: (await listAdmins(tx)).map((admin) => ({
+            recipientId: admin.id,
+            kind: 'extend_failed',
+            data,
+          })),
+        });
+      });
+    }
+  }
+
+  /**
+   * Finishes what an activation has in flight: grants an `activating` one, revokes a `revoking`
+   * one. Safe to repeat and to race (providers are idempotent; the transitions are conditional),
+   * so both the request path and the loop after a crash call it.
+   */
+  async function settle(activationId: string): Promise<ActivationView> {
+    const view = await getActivation(db, activationId);
+    const a = view.activation;
+    if (a.status !== 'activating' && a.status !== 'revoking') return view;
+    const provider = providers.get(view.role.providerType);
+    // An activation runs its duration from the moment it is granted; an assignment keeps the end
+    // its admin set. The provider gets that end too (e.g. a time-bound directory assignment).
+    const endAt =
+      a.status === 'activating' && a.kind !== 'assignment' && a.durationMinutes !== null
+        ? new Date(clock().getTime() + a.durationMinutes * MINUTE_MS)
+        : a.endAt;
+    const target = await targetOf(view, endAt);
     let failure: GrantError | undefined;
     const started = performance.now();
     try {
@@ -634,7 +678,39 @@ export function createActivationService(deps: ActivationDeps) {
         ? finishGrant(tx, view, failure, now, { ...call, endAt })
         : finishRevoke(tx, view, failure, now, call),
     );
-    return getActivation(db, activationId);
+    const after = await getActivation(db, activationId);
+    // Retries ran out on transient errors (timeouts): the target may have acted on one of them.
+    // Take back whatever may be there, so a failed activation never leaves access behind.
+    if (after.activation.status === 'failed' && failure?.retryable && provider) {
+      await cleanUpFailedGrant(after, target.principal, provider);
+    }
+    return after;
+  }
+
+  async function cleanUpFailedGrant(
+    view: ActivationView,
+    principal: GrantTarget['principal'],
+    provider: GrantProvider,
+  ) {
+    const target = await targetOf(view, view.activation.endAt);
+    let error: string | null = null;
+    try {
+      await provider.revoke({ ...target, principal });
+    } catch (cause) {
+      error = cause instanceof Error ? cause.message : String(cause);
+    }
+    await runTx(async (tx) => {
+      const data = { role: view.role.name, error };
+      await recordActivationChange(tx, view.activation.id, {
+        actor: SYSTEM,
+        action: error ? 'activation.cleanup_failed' : 'activation.cleaned_up',
+        at: clock(),
+        data,
+        notify: error
+          ? (await listAdmins(tx)).map((admin) => ({ recipientId: admin.id, kind: 'revoke_failing', data }))
+          : [],
+      });
+    });
   }
 
   async function finishGrant(
@@ -694,7 +770,7 @@ export function createActivationService(deps: ActivationDeps) {
     const moved = await transition(tx, a.id, ['activating'], 'activating', {
       attempts,
       lastError: failure.message,
-      nextAttemptAt: new Date(now.getTime() + Math.max(retryDelayMs(attempts), failure.retryAfterMs ?? 0)),
+      nextAttemptAt: new Date(now.getTime() + nextDelayMs(attempts, failure)),
       updatedAt: now,
     });
     if (!moved) return;
@@ -738,7 +814,7 @@ export function createActivationService(deps: ActivationDeps) {
     const moved = await transition(tx, a.id, ['revoking'], 'revoking', {
       attempts,
       lastError: failure.message,
-      nextAttemptAt: new Date(now.getTime() + Math.max(retryDelayMs(attempts), failure.retryAfterMs ?? 0)),
+      nextAttemptAt: new Date(now.getTime() + nextDelayMs(attempts, failure)),
       updatedAt: now,
     });
     if (!moved) return;
@@ -756,6 +832,10 @@ export function createActivationService(deps: ActivationDeps) {
     });
   }
 }
+
+/** Our backoff, or the target's Retry-After when longer — capped, so a target cannot park a row for ever. */
+const nextDelayMs = (attempts: number, failure: GrantError) =>
+  Math.max(retryDelayMs(attempts), Math.min(failure.retryAfterMs ?? 0, 60 * 60_000));
 
 /** What the audit trail records of a provider call besides its outcome. */
 interface ProviderCallFacts {

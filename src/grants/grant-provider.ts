@@ -9,6 +9,11 @@ export interface GrantProvider {
   readonly type: string;
   grant(target: GrantTarget): Promise<void>;
   revoke(target: GrantTarget): Promise<void>;
+  /**
+   * Moves the end of an active grant to `target.activation.endAt` (an extension). Providers whose
+   * grants end by themselves in the target (time-bound assignments) must implement it.
+   */
+  extend?(target: GrantTarget): Promise<void>;
   /** The real state in the target system, for providers that can read it. */
   check?(target: GrantTarget): Promise<boolean>;
 }
@@ -74,6 +79,11 @@ export interface ProviderDefinition<C extends z.ZodType = z.ZodType> {
 
 /** Reads an `env:NAME` reference from a role's parameters; secrets never sit in the policy file. */
 export function resolveEnv(reference: string, env: NodeJS.ProcessEnv): string {
+  if (!ENV_REFERENCE.test(reference)) {
+    throw new GrantError(`"${reference}" must be env:NAME (secrets never sit in the policy file)`, {
+      retryable: false,
+    });
+  }
   const name = reference.slice('env:'.length);
   const value = env[name];
   if (!value) throw new GrantError(`environment variable ${name} is not set`, { retryable: false });

@@ -7,14 +7,16 @@ import {
   type ProviderDefinition,
 } from './grant-provider.ts';
 import { noneProvider } from './none/none-provider.ts';
+import { slackUsergroupProvider } from './slack-usergroup/slack-usergroup-provider.ts';
+import { webhookProvider } from './webhook/webhook-provider.ts';
 
 /** Every provider Elevate ships: a new provider is its folder plus one line here. */
-export const PROVIDERS: ProviderDefinition[] = [noneProvider];
+export const PROVIDERS: ProviderDefinition[] = [noneProvider, webhookProvider, slackUsergroupProvider];
 
 /** One provider call as logs and metrics see it. */
 export interface ProviderCall {
   provider: string;
-  op: 'grant' | 'revoke' | 'check';
+  op: 'grant' | 'revoke' | 'extend' | 'check';
   activationId: string;
   attempt: number;
   outcome: 'ok' | 'retryable' | 'permanent';
@@ -50,12 +52,20 @@ export function createProviderRegistry(
     observe?: (call: ProviderCall) => void;
   } = {},
 ): ProviderRegistry {
-  const env = options.env ?? process.env;
+  // An empty variable is unset, as in config.ts, so no provider has to repeat that rule.
+  const env = Object.fromEntries(
+    Object.entries(options.env ?? process.env).filter(([, value]) => value !== ''),
+  );
   const definitions = new Map((options.definitions ?? PROVIDERS).map((d) => [d.type, d]));
   const providers = new Map<string, GrantProvider | string>();
   for (const [type, definition] of definitions) {
     const created = definition.create(env);
-    providers.set(type, typeof created === 'string' ? created : observed(created, options.observe));
+    providers.set(
+      type,
+      typeof created === 'string'
+        ? created
+        : observed(parsed(created, definition.roleConfig), options.observe),
+    );
   }
 
   function validate(type: string, config: Record<string, unknown>): string[] {
@@ -92,6 +102,34 @@ export function createProviderRegistry(
   };
 }
 
+/**
+ * Hands the provider its role parameters as its schema parsed them (defaults, transforms), never
+ * the raw stored object; parameters that no longer parse are a permanent failure naming why.
+ */
+function parsed(provider: GrantProvider, schema: z.ZodType): GrantProvider {
+  const withConfig = (target: GrantTarget): GrantTarget => {
+    const result = schema.safeParse(target.role.config);
+    if (!result.success) {
+      const why = result.error.issues
+        .map((i) => `${i.path.join('.') || 'parameters'}: ${i.message}`)
+        .join('; ');
+      throw new GrantError(`the role's ${provider.type} parameters are not valid: ${why}`, {
+        retryable: false,
+      });
+    }
+    return { ...target, role: { ...target.role, config: result.data as Record<string, unknown> } };
+  };
+  return {
+    type: provider.type,
+    grant: async (t) => provider.grant(withConfig(t)),
+    revoke: async (t) => provider.revoke(withConfig(t)),
+    ...(provider.extend ? { extend: async (t: GrantTarget) => provider.extend?.(withConfig(t)) } : {}),
+    ...(provider.check
+      ? { check: async (t: GrantTarget) => (await provider.check?.(withConfig(t))) ?? false }
+      : {}),
+  };
+}
+
 /** Wraps a provider so every call reports its outcome and duration. */
 function observed(
   provider: GrantProvider,
@@ -122,11 +160,12 @@ function observed(
         throw error;
       }
     };
-  const check = provider.check?.bind(provider);
+  const { extend, check } = provider;
   return {
     type: provider.type,
     grant: wrap('grant', (t) => provider.grant(t)),
     revoke: wrap('revoke', (t) => provider.revoke(t)),
-    ...(check ? { check: wrap('check', check) } : {}),
+    ...(extend ? { extend: wrap('extend', (t) => extend(t)) } : {}),
+    ...(check ? { check: wrap('check', (t) => check(t)) } : {}),
   };
 }

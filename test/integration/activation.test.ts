@@ -672,3 +672,109 @@ test('a NUL character typed into a justification is dropped, not a database erro
   });
   expect(view.activation.justification).toBe('fix it');
 });
+
+describe('the target system follows extensions and failures', () => {
+  test('an extension moves the end in the target too, with or without approval', async () => {
+    const dee = await requester(role('r'), { maxDuration: 240 });
+    const view = await core.activations.requestActivation({
+      actor: dee,
+      roleName: role('r'),
+      justification: 'x',
+    });
+    const extended = await core.activations.extend({
+      actor: dee,
+      activationId: view.activation.id,
+      durationMinutes: 30,
+      justification: 'more',
+    });
+    const told = core.recording.calls.filter((c) => c.op === 'extend');
+    expect(told.map((c) => c.target.activation.endAt?.getTime())).toEqual([
+      extended.activation.endAt?.getTime(),
+    ]);
+
+    const eve = email('eve');
+    await core.role(role('gated'), { requireApproval: true, approvers: [email('bo')], maxDuration: 240 });
+    await core.eligible(eve, role('gated'));
+    const eveActor = await core.person(eve);
+    const bo = await core.person(email('bo'));
+    const gated = await core.activations.requestActivation({
+      actor: eveActor,
+      roleName: role('gated'),
+      justification: 'x',
+    });
+    await core.activations.approve({ actor: bo, activationId: gated.activation.id });
+    const ask = await core.activations.extend({
+      actor: eveActor,
+      activationId: gated.activation.id,
+      durationMinutes: 45,
+      justification: 'y',
+    });
+    expect(core.recording.calls.filter((c) => c.op === 'extend')).toHaveLength(1); // not before approval
+    await core.activations.approve({ actor: bo, activationId: ask.activation.id });
+    const last = core.recording.calls.filter((c) => c.op === 'extend').at(-1);
+    expect(last?.target.activationId).toBe(gated.activation.id);
+    expect(last?.target.activation.endAt?.getTime()).toBe(ask.activation.endAt?.getTime());
+  });
+
+  test('a target that refuses the new end is audited and the admins are alerted', async () => {
+    const dee = await requester(role('r'), { maxDuration: 240 });
+    const view = await core.activations.requestActivation({
+      actor: dee,
+      roleName: role('r'),
+      justification: 'x',
+    });
+    core.recording.failWith(new GrantError('directory says no', { retryable: false }));
+    await core.activations.extend({
+      actor: dee,
+      activationId: view.activation.id,
+      durationMinutes: 30,
+      justification: 'm',
+    });
+    const events = await database.db
+      .select()
+      .from(auditEvents)
+      .where(eq(auditEvents.subjectId, view.activation.id));
+    expect(events.find((e) => e.action === 'activation.extend_failed')?.data).toMatchObject({
+      error: 'directory says no',
+      provider: 'recording',
+    });
+    const alerts = await database.db
+      .select({ to: principals.email })
+      .from(notifications)
+      .innerJoin(principals, eq(principals.id, notifications.recipientId))
+      .where(
+        and(eq(notifications.activationId, view.activation.id), eq(notifications.kind, 'extend_failed')),
+      );
+    expect(alerts).toEqual([{ to: email('ana') }]);
+  });
+
+  test('when transient grant failures run out, the activation fails and whatever may be granted is taken back', async () => {
+    const dee = await requester(role('r'));
+    core.recording.failWith(...Array.from({ length: 5 }, () => new Error('timeout')));
+    let view = await core.activations.requestActivation({
+      actor: dee,
+      roleName: role('r'),
+      justification: 'x',
+    });
+    for (let i = 0; i < 10 && view.activation.status === 'activating'; i++) {
+      view = await core.activations.settle(view.activation.id);
+    }
+    expect(view.activation).toMatchObject({ status: 'failed', attempts: 5, lastError: 'timeout' });
+    expect(core.recording.calls.map((c) => c.op)).toEqual([
+      'grant',
+      'grant',
+      'grant',
+      'grant',
+      'grant',
+      'revoke',
+    ]);
+    const events = await database.db
+      .select()
+      .from(auditEvents)
+      .where(eq(auditEvents.subjectId, view.activation.id));
+    expect(events.map((e) => e.action).slice(-2)).toEqual(['activation.failed', 'activation.cleaned_up']);
+    expect(events.find((e) => e.action === 'activation.failed')?.data).toMatchObject({
+      provider: 'recording',
+    });
+  });
+});

@@ -11,7 +11,7 @@ import { createProviderRegistry, PROVIDERS } from '../../src/grants/registry.ts'
 /** A grant provider that remembers what it holds and counts calls: a real port implementation. */
 export function createRecordingProvider(type = 'recording') {
   const held = new Set<string>();
-  const calls: { op: 'grant' | 'revoke'; target: GrantTarget }[] = [];
+  const calls: { op: 'grant' | 'revoke' | 'extend'; target: GrantTarget }[] = [];
   let failNext: Error[] = [];
   const provider: GrantProvider = {
     type,
@@ -26,6 +26,11 @@ export function createRecordingProvider(type = 'recording') {
       const failure = failNext.shift();
       if (failure) throw failure;
       held.delete(`${target.principal.email}/${target.role.name}`);
+    },
+    async extend(target) {
+      calls.push({ op: 'extend', target });
+      const failure = failNext.shift();
+      if (failure) throw failure;
     },
     async check(target) {
       return held.has(`${target.principal.email}/${target.role.name}`);
