@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { entraEnv } from './grants/entra/entra-env.ts';
 import { slackEnv } from './grants/slack-usergroup/slack-env.ts';
 
 /**
@@ -29,7 +30,8 @@ const envSchema = z
     ELEVATE_POLICY_FILE: z.string().min(1).optional(),
   })
   // Sections owned by the parts that use them: a provider or platform brings its variables.
-  .extend(slackEnv.shape);
+  .extend(slackEnv.shape)
+  .extend(entraEnv.shape);
 
 /** The validated configuration. */
 export type Config = z.output<typeof envSchema>;

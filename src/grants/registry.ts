@@ -1,5 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { z } from 'zod';
+import { entraGroupProvider } from './entra/entra-group-provider.ts';
+import { entraRoleProvider } from './entra/entra-role-provider.ts';
 import {
   GrantError,
   type GrantProvider,
@@ -11,7 +13,13 @@ import { slackUsergroupProvider } from './slack-usergroup/slack-usergroup-provid
 import { webhookProvider } from './webhook/webhook-provider.ts';
 
 /** Every provider Elevate ships: a new provider is its folder plus one line here. */
-export const PROVIDERS: ProviderDefinition[] = [noneProvider, webhookProvider, slackUsergroupProvider];
+export const PROVIDERS: ProviderDefinition[] = [
+  noneProvider,
+  webhookProvider,
+  entraGroupProvider,
+  entraRoleProvider,
+  slackUsergroupProvider,
+];
 
 /** One provider call as logs and metrics see it. */
 export interface ProviderCall {
