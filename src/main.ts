@@ -90,6 +90,7 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
       async stop() {
         // In-flight requests get 3 s, the database up to 5 s: together inside the deadline.
         await server.close(3_000);
+        await services.providers.close();
         await database.close();
       },
     };

@@ -129,11 +129,12 @@ export async function withDatabase<T>(
   const database = await openConfiguredDatabase(config);
   try {
     await reachDatabase(config, () => database.migrate());
-    return await work({
-      config,
-      database,
-      services: createServices({ config, db: database.db, clock: systemClock }),
-    });
+    const services = createServices({ config, db: database.db, clock: systemClock });
+    try {
+      return await work({ config, database, services });
+    } finally {
+      await services.providers.close();
+    }
   } finally {
     await database.close();
   }

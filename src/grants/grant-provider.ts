@@ -14,6 +14,8 @@ export interface GrantProvider {
    * grants end by themselves in the target (time-bound assignments) must implement it.
    */
   extend?(target: GrantTarget): Promise<void>;
+  /** Lets go of connections at shutdown, for providers that hold any. */
+  close?(): Promise<void>;
   /** The real state in the target system, for providers that can read it. */
   check?(target: GrantTarget): Promise<boolean>;
 }

@@ -9,12 +9,14 @@ import {
   type ProviderDefinition,
 } from './grant-provider.ts';
 import { noneProvider } from './none/none-provider.ts';
+import { postgresProvider } from './postgres/postgres-provider.ts';
 import { slackUsergroupProvider } from './slack-usergroup/slack-usergroup-provider.ts';
 import { webhookProvider } from './webhook/webhook-provider.ts';
 
 /** Every provider Elevate ships: a new provider is its folder plus one line here. */
 export const PROVIDERS: ProviderDefinition[] = [
   noneProvider,
+  postgresProvider,
   webhookProvider,
   entraGroupProvider,
   entraRoleProvider,
@@ -47,6 +49,8 @@ export interface ProviderRegistry {
    */
   verify(type: string, config: Record<string, unknown>): Promise<string[]>;
   types(): string[];
+  /** Closes every provider's connections (graceful shutdown). */
+  close(): Promise<void>;
 }
 
 /**
@@ -101,6 +105,11 @@ export function createProviderRegistry(
       return typeof provider === 'string' ? undefined : provider;
     },
     types: () => [...definitions.keys()],
+    async close() {
+      await Promise.all(
+        [...providers.values()].map((p) => (typeof p === 'string' ? undefined : p.close?.())),
+      );
+    },
     validate,
     async verify(type, config) {
       const definition = definitions.get(type);
@@ -132,6 +141,7 @@ function parsed(provider: GrantProvider, schema: z.ZodType): GrantProvider {
     grant: async (t) => provider.grant(withConfig(t)),
     revoke: async (t) => provider.revoke(withConfig(t)),
     ...(provider.extend ? { extend: async (t: GrantTarget) => provider.extend?.(withConfig(t)) } : {}),
+    ...(provider.close ? { close: () => provider.close?.() ?? Promise.resolve() } : {}),
     ...(provider.check
       ? { check: async (t: GrantTarget) => (await provider.check?.(withConfig(t))) ?? false }
       : {}),
@@ -174,6 +184,7 @@ function observed(
     grant: wrap('grant', (t) => provider.grant(t)),
     revoke: wrap('revoke', (t) => provider.revoke(t)),
     ...(extend ? { extend: wrap('extend', (t) => extend(t)) } : {}),
+    ...(provider.close ? { close: () => provider.close?.() ?? Promise.resolve() } : {}),
     ...(check ? { check: wrap('check', (t) => check(t)) } : {}),
   };
 }

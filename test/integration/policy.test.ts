@@ -203,7 +203,7 @@ activeAssignments:
     .replace('maxDuration: 9x, requireAproval: true', 'maxDuration: 2h')
     .replace('role: no-such-role', 'role: prod-db-admin');
   expect(problems(await apply(fixed))).toEqual([
-    'roles[2].provider.type: "nowhere" is not a known provider (known: none, recording)',
+    `roles[2].provider.type: "nowhere" is not a known provider (known: ${core.providers.types().join(', ')})`,
     'eligibility[1].end: staging-admin does not allow a permanent eligibility; set an end at most 90d after the start.',
     'activeAssignments[0].end: staging-admin does not allow a permanent active assignment; set an end at most 15d after the start.',
   ]);
