@@ -771,7 +771,8 @@ describe('the target system follows extensions and failures', () => {
     const events = await database.db
       .select()
       .from(auditEvents)
-      .where(eq(auditEvents.subjectId, view.activation.id));
+      .where(eq(auditEvents.subjectId, view.activation.id))
+      .orderBy(auditEvents.seq);
     expect(events.map((e) => e.action).slice(-2)).toEqual(['activation.failed', 'activation.cleaned_up']);
     expect(events.find((e) => e.action === 'activation.failed')?.data).toMatchObject({
       provider: 'recording',
