@@ -40,6 +40,8 @@ const settingsShape = z
     allowPermanentActiveAssignment: z.boolean().default(false),
     maxActiveAssignment: minutes.default(15 * DAY),
     allowExtension: z.boolean().default(true),
+    /** A chat channel for approver cards (a Slack channel id), instead of a DM to each approver. */
+    approvalChannel: z.string().trim().min(1).max(100).optional(),
     minActiveBeforeDeactivation: z.number().int().min(0).default(5),
   })
   .strict();
