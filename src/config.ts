@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { slackChatEnv } from './chat/slack/slack-env.ts';
 import { entraEnv } from './grants/entra/entra-env.ts';
 import { slackEnv } from './grants/slack-usergroup/slack-env.ts';
 
@@ -31,6 +32,7 @@ const envSchema = z
   })
   // Sections owned by the parts that use them: a provider or platform brings its variables.
   .extend(slackEnv.shape)
+  .extend(slackChatEnv.shape)
   .extend(entraEnv.shape);
 
 /** The validated configuration. */

@@ -21,6 +21,7 @@ const REDACT = [
   '*.databaseUrl',
   '*.SLACK_BOT_TOKEN',
   '*.SLACK_SIGNING_SECRET',
+  '*.SLACK_APP_TOKEN',
   '*.TEAMS_CLIENT_SECRET',
   'headers.cookie',
   '*.headers.authorization',

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { createSlackPlatform } from './chat/slack/slack-platform.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type { Config } from './config.ts';
 import { type Db, openDatabase } from './db/client.ts';
@@ -7,6 +8,8 @@ import { SYSTEM } from './elevation/actor.ts';
 import { createAdminService } from './elevation/admin-service.ts';
 import { createProviderRegistry, type ProviderCall } from './grants/registry.ts';
 import { createDatabaseReadiness, createHttpServer, type Route } from './http/server.ts';
+import { createNotificationDelivery } from './jobs/deliver-notifications.ts';
+import { SCHEDULES, startScheduler } from './jobs/scheduler.ts';
 import { createLogger, errorLine, type Logger } from './log.ts';
 import { createMetrics } from './metrics.ts';
 import { createPolicyService, noChangesMessage, type PolicyService } from './policy/policy-service.ts';
@@ -70,9 +73,19 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
     });
     if (config.ELEVATE_POLICY_FILE) await applyPolicyFile(services.policy, config.ELEVATE_POLICY_FILE, log);
 
-    // Chat platforms whose credentials are set mount their routes here, one line each.
-    const routes: Route[] = [];
-    if (routes.length === 0) {
+    // Chat platforms whose credentials are set, one line each; they mount their routes below.
+    const { activations, admin } = services;
+    const slack = createSlackPlatform({
+      config,
+      db: database.db,
+      clock: systemClock,
+      log,
+      activations,
+      admin,
+    });
+    const platforms = [slack].filter((p) => p !== undefined);
+    const routes: Route[] = platforms.flatMap((p) => p.routes);
+    if (platforms.length === 0) {
       log.warn(
         'no chat platform configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET for Slack, or TEAMS_CLIENT_ID, TEAMS_CLIENT_SECRET and TEAMS_TENANT_ID for Teams; serving health, metrics and the CLI-managed core',
       );
@@ -83,6 +96,25 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
       readiness: createDatabaseReadiness(database.db, log),
       routes,
     });
+    for (const platform of platforms) await platform.start();
+    const deliver = createNotificationDelivery({
+      db: database.db,
+      clock: systemClock,
+      log,
+      platforms: platforms.map((p) => p.delivery),
+    });
+    // The loop: each job claims its own rows, so every replica runs the same schedules.
+    const loop = startScheduler(
+      platforms.length > 0
+        ? [
+            {
+              job: { name: 'deliver-notifications', run: () => deliver.run() },
+              schedule: SCHEDULES.deliverNotifications,
+            },
+          ]
+        : [],
+      log,
+    );
     const port = await server.listen(config.PORT);
     log.info({ port }, `listening on port ${port}`);
     return {
@@ -90,6 +122,8 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
       async stop() {
         // In-flight requests get 3 s, the database up to 5 s: together inside the deadline.
         await server.close(3_000);
+        await loop.stop();
+        for (const platform of platforms) await platform.stop();
         await services.providers.close();
         await database.close();
       },

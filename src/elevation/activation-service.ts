@@ -258,6 +258,16 @@ export function createActivationService(deps: ActivationDeps) {
       return settle(id);
     },
 
+    /** The requester's activations of a role since `since`, newest first (approver cards show them). */
+    history: (principalId: string, roleId: string, since: Date) =>
+      listActivations(db, { principalId, roleId, since, limit: 20 }),
+
+    /** One activation with its role and principal. */
+    get: (activationId: string) => getActivation(db, activationId),
+
+    /** The decisions on a request, newest first, with the deciders' emails. */
+    decisions: (activationId: string) => listDecisions(db, activationId),
+
     /** An approver approves; the request moves on once the role's quorum is reached. */
     async approve(input: { actor: Actor; activationId: string; comment?: string }): Promise<ApprovalOutcome> {
       const now = clock();

@@ -46,3 +46,18 @@ export async function namedApproverIds(db: Db, role: Role): Promise<string[]> {
     .where(inArray(principals.email, role.settings.approvers));
   return rows.map((r) => r.id);
 }
+
+/** Every eligibility with its principal's email and role name, for admin lists. */
+export async function listEligibilities(db: Db) {
+  return db
+    .select({
+      email: principals.email,
+      roleName: roles.name,
+      startAt: eligibilities.startAt,
+      endAt: eligibilities.endAt,
+    })
+    .from(eligibilities)
+    .innerJoin(principals, eq(principals.id, eligibilities.principalId))
+    .innerJoin(roles, eq(roles.id, eligibilities.roleId))
+    .orderBy(asc(roles.name), asc(principals.email));
+}

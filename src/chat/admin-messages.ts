@@ -1,0 +1,219 @@
+import type { ActivationView } from '../elevation/activation-repository.ts';
+import { formatDuration } from '../elevation/duration.ts';
+import type { Role } from '../elevation/role-repository.ts';
+import { DURATION_SETTINGS } from '../elevation/role-settings.ts';
+import { type Block, type Form, statusText, when } from './messages.ts';
+
+/** An admin list or form shown in the admin dialog. */
+const page = (title: string, blocks: Block[]): Form => ({
+  name: 'admin',
+  title,
+  subject: '',
+  blocks,
+  inputs: [],
+});
+
+/** The admin menu: one button per admin area. */
+export function adminMenuForm(): Form {
+  return page('Elevate admin', [
+    { type: 'text', text: 'What would you like to manage?' },
+    {
+      type: 'actions',
+      actions: [
+        { name: 'adminRoles', label: 'Roles', value: 'roles' },
+        { name: 'adminEligibility', label: 'Eligibility', value: 'eligibility' },
+        { name: 'adminAssignments', label: 'Active assignments', value: 'assignments' },
+        { name: 'adminActivations', label: 'Running activations', value: 'activations' },
+        { name: 'adminAudit', label: 'Audit events', value: 'audit' },
+        { name: 'adminDeliveries', label: 'Failed deliveries', value: 'deliveries' },
+      ],
+    },
+  ]);
+}
+
+/** Roles with Edit, and New role. */
+export function rolesPage(roles: Role[]): Form {
+  return page('Roles', [
+    {
+      type: 'actions',
+      actions: [{ name: 'adminRoleCreate', label: 'New role', value: 'new', style: 'primary' }],
+    },
+    ...roles.map(
+      (r): Block => ({
+        type: 'text',
+        text: `*${r.name}* (${r.providerType})${r.scope ? ` — ${r.scope}` : ''}\nmax ${formatDuration(r.settings.maxDuration)}, ${r.settings.requireApproval ? 'approval required' : 'no approval'}`,
+        actions: [
+          { name: 'adminRoleEdit', label: 'Edit', value: r.name },
+          { name: 'adminRoleArchive', label: 'Archive', value: r.name, style: 'danger' },
+        ],
+      }),
+    ),
+  ]);
+}
+
+/** The role form: every setting, durations written as `8h`; approvers with a user picker. */
+export function roleForm(role: Role | undefined, approverUsers: string[]): Form {
+  const settings = Object.entries(role?.settings ?? {})
+    .filter(([key]) => key !== 'approvers')
+    .map(
+      ([key, value]) =>
+        `${key}: ${DURATION_SETTINGS.has(key) && typeof value === 'number' ? formatDuration(value) : JSON.stringify(value)}`,
+    )
+    .join('\n');
+  const provider = role
+    ? [
+        `type: ${role.providerType}`,
+        ...Object.entries(role.providerConfig).map(([k, v]) => `${k}: ${JSON.stringify(v)}`),
+      ].join('\n')
+    : 'type: none';
+  return {
+    name: 'adminRole',
+    title: role ? 'Edit role' : 'New role',
+    submit: 'Save',
+    subject: role?.name ?? '',
+    blocks: role ? [{ type: 'text', text: `*${role.name}*` }] : [],
+    inputs: [
+      ...(role
+        ? []
+        : [
+            {
+              name: 'name' as const,
+              label: 'Name',
+              hint: 'Lower case, digits and dashes.',
+              element: { type: 'text' as const, maxLength: 63 },
+            },
+          ]),
+      {
+        name: 'description',
+        label: 'Description',
+        optional: true,
+        element: { type: 'text', initial: role?.description },
+      },
+      { name: 'scope', label: 'Scope', optional: true, element: { type: 'text', initial: role?.scope } },
+      {
+        name: 'provider',
+        label: 'Grant provider (YAML)',
+        element: { type: 'text', multiline: true, initial: provider },
+      },
+      {
+        name: 'approvers',
+        label: 'Approvers',
+        optional: true,
+        element: { type: 'users', multi: true, initial: approverUsers },
+      },
+      {
+        name: 'settings',
+        label: 'Settings (YAML)',
+        hint: 'One setting a line, as in the policy file; omitted ones take the defaults.',
+        optional: true,
+        element: { type: 'text', multiline: true, initial: settings },
+      },
+    ],
+  };
+}
+
+/** Eligibilities with Remove, and Assign. */
+export function eligibilityPage(
+  rows: { email: string; roleName: string; startAt: Date; endAt: Date | null }[],
+): Form {
+  return page('Eligibility', [
+    {
+      type: 'actions',
+      actions: [{ name: 'adminEligibilityAssign', label: 'Assign', value: 'new', style: 'primary' }],
+    },
+    ...rows.slice(0, 40).map(
+      (e): Block => ({
+        type: 'text',
+        text: `${e.email} → *${e.roleName}* ${e.endAt ? `until ${when(e.endAt)}` : '(permanent)'}`,
+        actions: [
+          {
+            name: 'adminEligibilityRemove',
+            label: 'Remove',
+            value: `${e.roleName} ${e.email}`,
+            style: 'danger',
+          },
+        ],
+      }),
+    ),
+  ]);
+}
+
+/** Assign eligibility or an active assignment: person, role, start/end, justification. */
+export function assignmentForm(kind: 'adminEligibility' | 'adminAssignment', roles: Role[]): Form {
+  return {
+    name: kind,
+    title: kind === 'adminEligibility' ? 'Assign eligibility' : 'Active assignment',
+    submit: 'Assign',
+    subject: '',
+    blocks: [],
+    inputs: [
+      { name: 'users', label: 'Person', element: { type: 'users', multi: false } },
+      {
+        name: 'role',
+        label: 'Role',
+        element: { type: 'select', options: roles.map((r) => ({ label: r.name, value: r.name })) },
+      },
+      { name: 'start', label: 'Start', optional: true, hint: 'Empty: now.', element: { type: 'datetime' } },
+      {
+        name: 'end',
+        label: 'End',
+        optional: true,
+        hint: 'Empty: permanent, if the role allows it.',
+        element: { type: 'datetime' },
+      },
+      {
+        name: 'justification',
+        label: 'Justification',
+        optional: true,
+        element: { type: 'text', multiline: true, maxLength: 500 },
+      },
+    ],
+  };
+}
+
+/** Running activations and assignments with Revoke (and, for assignments, New). */
+export function activationsPage(title: string, views: ActivationView[], allowCreate: boolean): Form {
+  return page(title, [
+    ...(allowCreate
+      ? [
+          {
+            type: 'actions' as const,
+            actions: [
+              {
+                name: 'adminAssignmentCreate' as const,
+                label: 'New assignment',
+                value: 'new',
+                style: 'primary' as const,
+              },
+            ],
+          },
+        ]
+      : []),
+    ...(views.length === 0 ? [{ type: 'text' as const, text: 'Nothing running.' }] : []),
+    ...views.slice(0, 40).map(
+      (v): Block => ({
+        type: 'text',
+        text: `${v.principal.email} — *${v.role.name}* (${v.activation.kind}, ${statusText(v.activation.status)}${v.activation.endAt ? `, until ${when(v.activation.endAt)}` : ''})${v.activation.lastError ? `\n:warning: ${v.activation.lastError}` : ''}`,
+        actions: [{ name: 'adminRevoke', label: 'Revoke', value: v.activation.id, style: 'danger' }],
+      }),
+    ),
+  ]);
+}
+
+/** The latest audit events. */
+export function auditPage(events: { at: Date; actor: string; action: string; subjectId: string }[]): Form {
+  const lines = events.map((e) => `${when(e.at)} ${e.actor} *${e.action}* ${e.subjectId}`);
+  return page('Audit events', [{ type: 'text', text: lines.join('\n') || 'No events yet.' }]);
+}
+
+/** Notifications that could not be delivered, with the last error. */
+export function deliveriesPage(
+  rows: { createdAt: Date; kind: string; attempts: number; lastError: string | null }[],
+): Form {
+  const lines = rows.map(
+    (n) => `${when(n.createdAt)} *${n.kind}* after ${n.attempts} attempt(s): ${n.lastError ?? '—'}`,
+  );
+  return page('Failed deliveries', [
+    { type: 'text', text: lines.join('\n') || 'Every notification was delivered.' },
+  ]);
+}

@@ -1,0 +1,536 @@
+import type { ActivationView } from '../elevation/activation-repository.ts';
+import type { Access } from '../elevation/activation-service.ts';
+import { formatDuration, MINUTE_MS } from '../elevation/duration.ts';
+import type { Role } from '../elevation/role-repository.ts';
+
+/**
+ * Platform-neutral messages: what Elevate says and which buttons and fields it offers, built
+ * from core data. Each chat platform renders them (Slack: slack/render.ts); no platform type here.
+ */
+
+/** A button; `name` is a neutral action that each platform maps to its own id. */
+export interface Action {
+  name: ActionName;
+  label: string;
+  value: string;
+  style?: 'primary' | 'danger';
+}
+
+export type ActionName =
+  | 'activate'
+  | 'extend'
+  | 'deactivate'
+  | 'cancel'
+  | 'approve'
+  | 'approveWithComment'
+  | 'deny'
+  | 'adminRoles'
+  | 'adminEligibility'
+  | 'adminAssignments'
+  | 'adminActivations'
+  | 'adminAudit'
+  | 'adminDeliveries'
+  | 'adminRoleCreate'
+  | 'adminRoleEdit'
+  | 'adminRoleArchive'
+  | 'adminEligibilityAssign'
+  | 'adminEligibilityRemove'
+  | 'adminAssignmentCreate'
+  | 'adminRevoke';
+
+/** One piece of a message. Text may use `*bold*`; platforms translate it. */
+export type Block =
+  | { type: 'header'; text: string }
+  | { type: 'text'; text: string; actions?: Action[] }
+  | { type: 'fields'; fields: [label: string, value: string][] }
+  | { type: 'context'; text: string }
+  | { type: 'divider' }
+  | { type: 'actions'; actions: Action[] };
+
+/** A message: `text` is the one-line summary (notifications, screen readers). */
+export interface Message {
+  text: string;
+  blocks: Block[];
+}
+
+export type InputName =
+  | 'role'
+  | 'duration'
+  | 'start'
+  | 'justification'
+  | 'ticketSystem'
+  | 'ticketNumber'
+  | 'comment'
+  | 'name'
+  | 'description'
+  | 'scope'
+  | 'provider'
+  | 'settings'
+  | 'approvers'
+  | 'users'
+  | 'end';
+
+/** A form field; `users` holds chat user ids of the platform (pickers), filled in by the surface. */
+export interface Input {
+  name: InputName;
+  label: string;
+  hint?: string;
+  optional?: boolean;
+  element:
+    | { type: 'text'; multiline?: boolean; initial?: string; maxLength?: number; placeholder?: string }
+    | { type: 'select'; options: { label: string; value: string }[]; initial?: string }
+    | { type: 'datetime'; initial?: Date }
+    | { type: 'users'; multi: boolean; initial?: string[] };
+}
+
+export type FormName =
+  | 'activate'
+  | 'extend'
+  | 'approve'
+  | 'deny'
+  | 'admin'
+  | 'adminRole'
+  | 'adminEligibility'
+  | 'adminAssignment';
+
+/** A dialog: a modal in Slack, a dialog in Teams. `subject` comes back on submit. */
+export interface Form {
+  name: FormName;
+  title: string;
+  /** No submit label: an information-only dialog. */
+  submit?: string;
+  subject: string;
+  blocks: Block[];
+  inputs: Input[];
+}
+
+// ---- formatting ----
+
+/** An instant as people read it in chat: `2026-06-01 09:00 UTC`. */
+export const when = (date: Date) => `${date.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+
+/** Time from now until `date`, rounded up to the minute: `1h20m`. */
+export const timeLeft = (date: Date, now: Date) =>
+  formatDuration(Math.max(0, Math.ceil((date.getTime() - now.getTime()) / MINUTE_MS)));
+
+const statusWords: Record<string, string> = {
+  pending_approval: 'waiting for approval',
+  approved: 'scheduled',
+  activating: 'being granted',
+  active: 'active',
+  revoking: 'being revoked',
+  ended: 'ended',
+  cancelled: 'cancelled',
+  denied: 'denied',
+  timed_out: 'timed out',
+  failed: 'failed',
+};
+
+/** A status in words. */
+export const statusText = (status: string) => statusWords[status] ?? status.replace('_', ' ');
+
+const roleLine = (role: Role) =>
+  `*${role.name}*${role.scope ? ` (${role.scope})` : ''}${role.description ? ` — ${role.description}` : ''}`;
+
+// ---- the requester's board and help ----
+
+/** The requester's roles: active and scheduled, pending, then eligible ones with Activate. */
+export function boardMessage(access: Access, now: Date): Message {
+  const blocks: Block[] = [{ type: 'header', text: 'Your roles' }];
+  const open = new Set([...access.active, ...access.pending].map((v) => v.role.id));
+  for (const view of access.active) {
+    const a = view.activation;
+    const actions: Action[] = [];
+    let text = `${roleLine(view.role)}\n${statusText(a.status)}`;
+    if (a.status === 'active' && a.endAt) {
+      text = `${roleLine(view.role)}\nactive until ${when(a.endAt)} (${timeLeft(a.endAt, now)} left)`;
+      if (view.role.settings.allowExtension && a.kind === 'activation')
+        actions.push({ name: 'extend', label: 'Extend', value: a.id });
+      if (a.kind === 'activation')
+        actions.push({ name: 'deactivate', label: 'Deactivate', value: a.id, style: 'danger' });
+    } else if (a.status === 'approved') {
+      text = `${roleLine(view.role)}\nscheduled to start at ${when(a.startAt)}`;
+      if (a.kind === 'activation') actions.push({ name: 'cancel', label: 'Cancel', value: a.id });
+    }
+    blocks.push({ type: 'text', text, actions });
+  }
+  for (const view of access.pending) {
+    const a = view.activation;
+    const what = a.kind === 'extension' ? 'extension' : 'request';
+    blocks.push({
+      type: 'text',
+      text: `${roleLine(view.role)}\n${what} waiting for approval since ${when(a.createdAt)}`,
+      actions: [{ name: 'cancel', label: 'Cancel', value: a.id }],
+    });
+  }
+  const eligible = access.eligible.filter((e) => !open.has(e.role.id));
+  if (eligible.length > 0) {
+    blocks.push({ type: 'divider' });
+    for (const { role, eligibleUntil } of eligible) {
+      blocks.push({
+        type: 'text',
+        text: `${roleLine(role)}\n${eligibleUntil ? `eligible until ${when(eligibleUntil)}` : 'eligible'}`,
+        actions: [{ name: 'activate', label: 'Activate', value: role.name, style: 'primary' }],
+      });
+    }
+  }
+  if (blocks.length === 1) {
+    blocks.push({ type: 'text', text: 'You are not eligible for any role yet. Ask an Elevate admin.' });
+  }
+  blocks.push({ type: 'context', text: 'Type `/elevate help` for the commands.' });
+  const summary = `${access.active.length} active, ${access.pending.length} pending, ${eligible.length} to activate`;
+  return { text: `Your roles: ${summary}`, blocks };
+}
+
+/** The commands, with a suggestion first when the input was not understood. */
+export function helpMessage(problem?: string): Message {
+  const lines = [
+    '`/elevate` — your roles: activate, extend, deactivate, cancel',
+    '`/elevate activate <role> [duration] [reason…]` — request a role, e.g. `/elevate activate db-admin 1h fix the index`',
+    '`/elevate status` — your roles, as above',
+    '`/elevate approvals` — requests waiting for your decision',
+    '`/elevate admin` — roles, eligibility, assignments, audit (admins)',
+    '`/elevate help` — this help',
+  ];
+  return {
+    text: problem ?? 'Elevate commands',
+    blocks: [
+      ...(problem ? [{ type: 'text' as const, text: problem }] : []),
+      { type: 'text', text: lines.join('\n') },
+    ],
+  };
+}
+
+/** A one-line answer. */
+export const plainMessage = (text: string): Message => ({ text, blocks: [{ type: 'text', text }] });
+
+// ---- the activation and extension forms ----
+
+const STANDARD_DURATIONS = [5, 15, 30, 60, 120, 240, 480, 720, 1440, 2880, 4320, 10080];
+
+/** Duration choices inside [min, max], always offering min, max and the default. */
+export function durationChoices(min: number, max: number, also: number[] = []): number[] {
+  const all = new Set([min, max, ...also, ...STANDARD_DURATIONS]);
+  return [...all].filter((m) => m >= min && m <= max).sort((a, b) => a - b);
+}
+
+/** What the fast path or the board already knows when the form opens. */
+export interface ActivationPrefill {
+  durationMinutes?: number;
+  justification?: string;
+  /** Why the fast path could not go straight to the request, shown on top of the form. */
+  problem?: string;
+}
+
+/** The activation form for one role, its fields and choices bounded by the role's settings. */
+export function activationForm(role: Role, prefill: ActivationPrefill = {}): Form {
+  const s = role.settings;
+  const preferred = prefill.durationMinutes ?? s.defaultDuration;
+  const initial = preferred >= s.minDuration && preferred <= s.maxDuration ? preferred : s.defaultDuration;
+  const inputs: Input[] = [
+    {
+      name: 'duration',
+      label: 'Duration',
+      element: {
+        type: 'select',
+        options: durationChoices(s.minDuration, s.maxDuration, [s.defaultDuration, initial]).map((m) => ({
+          label: formatDuration(m),
+          value: String(m),
+        })),
+        initial: String(initial),
+      },
+    },
+  ];
+  if (s.allowCustomStart) {
+    inputs.push({
+      name: 'start',
+      label: 'Start',
+      hint: 'Leave empty to start now; at most 14 days ahead.',
+      optional: true,
+      element: { type: 'datetime' },
+    });
+  }
+  inputs.push({
+    name: 'justification',
+    label: 'Justification',
+    hint: s.requireJustification ? 'Why you need it (1–500 characters).' : 'Why you need it (optional).',
+    optional: !s.requireJustification,
+    element: { type: 'text', multiline: true, maxLength: 500, initial: prefill.justification },
+  });
+  if (s.requireTicket) {
+    if (!s.ticketSystem) {
+      inputs.push({
+        name: 'ticketSystem',
+        label: 'Ticket system',
+        element: { type: 'text', maxLength: 100 },
+      });
+    }
+    inputs.push({
+      name: 'ticketNumber',
+      label: s.ticketSystem ? `${s.ticketSystem} ticket` : 'Ticket number',
+      hint: s.ticketPattern ? `Must match ${s.ticketPattern}` : undefined,
+      element: { type: 'text', maxLength: 100 },
+    });
+  }
+  const notes = [
+    role.scope ? `Scope: ${role.scope}` : '',
+    s.requireApproval ? 'Needs approval.' : 'Starts without approval.',
+  ].filter(Boolean);
+  return {
+    name: 'activate',
+    title: 'Activate a role',
+    submit: 'Request',
+    subject: role.name,
+    blocks: [
+      { type: 'text', text: roleLine(role) },
+      { type: 'context', text: notes.join(' ') },
+      ...(prefill.problem ? [{ type: 'text' as const, text: `:warning: ${prefill.problem}` }] : []),
+    ],
+    inputs,
+  };
+}
+
+/** The extension form: more time, bounded by the role's maximum from now. */
+export function extensionForm(view: ActivationView, now: Date): Form {
+  const s = view.role.settings;
+  const end = view.activation.endAt ?? now;
+  const room = s.maxDuration - Math.ceil((end.getTime() - now.getTime()) / MINUTE_MS);
+  const choices = durationChoices(Math.min(s.minDuration, Math.max(room, 1)), Math.max(room, 1), [30, 60]);
+  return {
+    name: 'extend',
+    title: 'Extend',
+    submit: 'Extend',
+    subject: view.activation.id,
+    blocks: [
+      {
+        type: 'text',
+        text: `${roleLine(view.role)}\nactive until ${when(end)} (${timeLeft(end, now)} left)`,
+      },
+    ],
+    inputs: [
+      {
+        name: 'duration',
+        label: 'More time',
+        element: {
+          type: 'select',
+          options: choices.map((m) => ({ label: formatDuration(m), value: String(m) })),
+          initial: String(choices.includes(60) ? 60 : choices[0]),
+        },
+      },
+      {
+        name: 'justification',
+        label: 'Justification',
+        optional: !s.requireJustification,
+        element: { type: 'text', multiline: true, maxLength: 500 },
+      },
+    ],
+  };
+}
+
+// ---- approvers ----
+
+/** A decision on a request, as the card shows it. */
+export interface DecisionLine {
+  verdict: 'approve' | 'deny';
+  approverEmail: string;
+  decidedAt: Date;
+  comment: string;
+}
+
+/** The approver card: the request, the requester's recent history, and Approve/Deny or the outcome. */
+export function approvalCard(
+  view: ActivationView,
+  history: ActivationView[],
+  decided: DecisionLine[],
+): Message {
+  const a = view.activation;
+  const extension = a.kind === 'extension';
+  const fields: [string, string][] = [
+    ['Requester', view.principal.email],
+    ['Role', view.role.name],
+    ['Scope', view.role.scope || '—'],
+    [extension ? 'More time' : 'Duration', a.durationMinutes ? formatDuration(a.durationMinutes) : '—'],
+    [extension ? 'New end' : 'Start', extension && a.endAt ? when(a.endAt) : when(a.startAt)],
+    ['Ticket', a.ticketNumber ? `${a.ticketSystem ?? ''} ${a.ticketNumber}`.trim() : '—'],
+  ];
+  const past = history.filter((h) => h.activation.id !== a.id && h.activation.kind !== 'extension');
+  const historyText =
+    past.length === 0
+      ? `No activations of ${view.role.name} in the last 30 days.`
+      : `${past.length} activation(s) of ${view.role.name} in the last 30 days: ${past
+          .slice(0, 5)
+          .map((h) => `${when(h.activation.createdAt)} ${statusText(h.activation.status)}`)
+          .join('; ')}`;
+  const blocks: Block[] = [
+    { type: 'header', text: extension ? 'Extension request' : 'Access request' },
+    { type: 'fields', fields },
+    { type: 'text', text: `*Justification*\n${a.justification || '—'}` },
+    { type: 'context', text: historyText },
+  ];
+  const outcome = outcomeText(view, decided);
+  if (outcome) blocks.push({ type: 'text', text: outcome });
+  else {
+    const approvals = decided.filter((d) => d.verdict === 'approve');
+    if (approvals.length > 0) {
+      blocks.push({
+        type: 'context',
+        text: `Approved so far by ${approvals.map((d) => d.approverEmail).join(', ')}; needs ${a.approvalsRequired}.`,
+      });
+    }
+    blocks.push({
+      type: 'actions',
+      actions: [
+        { name: 'approve', label: 'Approve', value: a.id, style: 'primary' },
+        { name: 'approveWithComment', label: 'Approve with comment', value: a.id },
+        { name: 'deny', label: 'Deny', value: a.id, style: 'danger' },
+      ],
+    });
+  }
+  const verb = outcome ? outcome.replace(/\*/g, '') : 'waiting for your decision';
+  return { text: `${view.principal.email} asks for ${view.role.name}: ${verb}`, blocks };
+}
+
+/** The outcome of a request that is no longer pending, or undefined while it waits. */
+function outcomeText(view: ActivationView, decided: DecisionLine[]): string | undefined {
+  const a = view.activation;
+  if (a.status === 'pending_approval') return undefined;
+  if (a.status === 'cancelled')
+    return `*Cancelled* at ${when(a.endedAt ?? a.updatedAt)}${a.endReason ? ` (${a.endReason})` : ''}`;
+  if (a.status === 'timed_out') return `*Timed out* at ${when(a.endedAt ?? a.updatedAt)} without a decision`;
+  const verdict = a.status === 'denied' ? 'deny' : 'approve';
+  const by = decided.filter((d) => d.verdict === verdict);
+  const names = by.map((d) => d.approverEmail).join(' and ') || 'an admin';
+  const at = when(by[0]?.decidedAt ?? a.updatedAt);
+  const comments = by.filter((d) => d.comment).map((d) => `“${d.comment}”`);
+  if (verdict === 'deny')
+    return `*Denied* by ${names} at ${at}: ${comments.join(' ') || a.endReason || ''}`.trim();
+  return `*Approved* by ${names} at ${at}${comments.length ? `: ${comments.join(' ')}` : ''}`;
+}
+
+/** Approve with a comment, or deny with a reason. */
+export function decisionForm(verdict: 'approve' | 'deny', view: ActivationView): Form {
+  const deny = verdict === 'deny';
+  return {
+    name: verdict,
+    title: deny ? 'Deny request' : 'Approve request',
+    submit: deny ? 'Deny' : 'Approve',
+    subject: view.activation.id,
+    blocks: [{ type: 'text', text: `${view.principal.email} asks for *${view.role.name}*.` }],
+    inputs: [
+      {
+        name: 'comment',
+        label: deny ? 'Reason' : 'Comment',
+        hint: deny ? 'The requester will read it.' : undefined,
+        optional: !deny,
+        element: { type: 'text', multiline: true, maxLength: 500 },
+      },
+    ],
+  };
+}
+
+/** Requests waiting for a principal's decision, one card each. */
+export function approvalsMessage(waiting: ActivationView[]): Message {
+  if (waiting.length === 0) return plainMessage('No requests are waiting for your decision.');
+  const blocks: Block[] = [{ type: 'header', text: 'Waiting for your decision' }];
+  for (const view of waiting) {
+    const a = view.activation;
+    blocks.push({
+      type: 'text',
+      text: `*${view.principal.email}* asks for *${view.role.name}*${a.durationMinutes ? ` for ${formatDuration(a.durationMinutes)}` : ''}: ${a.justification || '—'}`,
+      actions: [
+        { name: 'approve', label: 'Approve', value: a.id, style: 'primary' },
+        { name: 'deny', label: 'Deny', value: a.id, style: 'danger' },
+      ],
+    });
+  }
+  return { text: `${waiting.length} request(s) waiting for your decision`, blocks };
+}
+
+// ---- requester and admin notifications ----
+
+/**
+ * The message for one outbox row sent to its recipient (not the approver card), from the
+ * activation as it is now and the row's data. Unknown kinds get a plain line.
+ */
+export function notificationMessage(
+  kind: string,
+  data: Record<string, unknown>,
+  view: ActivationView | undefined,
+  now: Date,
+): Message {
+  const role = String(data.role ?? view?.role.name ?? 'a role');
+  const a = view?.activation;
+  const reason = typeof data.reason === 'string' ? data.reason : (a?.endReason ?? '');
+  const error = typeof data.error === 'string' ? data.error : (a?.lastError ?? '');
+  const cancel = a && a.status === 'pending_approval' ? [cancelAction(a.id)] : [];
+  switch (kind) {
+    case 'activation_submitted':
+      return withActions(`Your request for *${role}* is waiting for approval.`, cancel);
+    case 'extension_submitted':
+      return withActions(`Your extension of *${role}* is waiting for approval.`, cancel);
+    case 'activation_approved':
+      if (a?.status === 'approved') {
+        return withActions(`Your request for *${role}* is approved; it starts at ${when(a.startAt)}.`, [
+          cancelAction(a.id),
+        ]);
+      }
+      return plainMessage(`Your request for *${role}* is approved; granting it now.`);
+    case 'extension_approved':
+      return plainMessage(
+        `Your extension of *${role}* is approved${a?.endAt ? `; it now ends at ${when(a.endAt)}` : ''}.`,
+      );
+    case 'activation_active':
+    case 'activation_extended':
+    case 'assignment_created': {
+      const verb = kind === 'activation_extended' ? 'is extended' : 'is active';
+      if (a?.status !== 'active') return plainMessage(`Your *${role}* ${verb}.`);
+      const text = `Your *${role}* ${verb} until ${a.endAt ? `${when(a.endAt)} (${timeLeft(a.endAt, now)} left)` : 'further notice'}.`;
+      const actions: Action[] = [];
+      if (a.kind === 'activation' && view?.role.settings.allowExtension)
+        actions.push({ name: 'extend', label: 'Extend', value: a.id });
+      if (a.kind === 'activation')
+        actions.push({ name: 'deactivate', label: 'Deactivate', value: a.id, style: 'danger' });
+      return withActions(text, actions);
+    }
+    case 'activation_denied':
+    case 'extension_denied':
+      return plainMessage(
+        `Your ${kind === 'extension_denied' ? 'extension' : 'request'} for *${role}* was denied${reason ? `: ${reason}` : '.'}`,
+      );
+    case 'activation_timed_out':
+    case 'extension_timed_out':
+      return plainMessage(`Your request for *${role}* timed out: no approver decided in time.`);
+    case 'activation_failed':
+      return plainMessage(
+        `*${role}* could not be granted: ${error || 'the target system refused'}. The admins are told.`,
+      );
+    case 'activation_ended':
+      return plainMessage(`Your *${role}* has ended${reason ? ` (${reason})` : ''}.`);
+    case 'eligibility_assigned':
+      return plainMessage(
+        `You are now eligible for *${role}*. Type \`/elevate\` to activate it when you need it.`,
+      );
+    case 'eligibility_removed':
+      return plainMessage(`You are no longer eligible for *${role}*.`);
+    case 'grant_failed':
+      return plainMessage(
+        `Admin alert: granting *${role}*${view ? ` to ${view.principal.email}` : ''} failed: ${error}`,
+      );
+    case 'revoke_failing':
+      return plainMessage(
+        `Admin alert: revoking *${role}*${view ? ` from ${view.principal.email}` : ''} keeps failing: ${error}. Elevate retries.`,
+      );
+    case 'extend_failed':
+      return plainMessage(
+        `Admin alert: the target system did not take the new end of *${role}*${view ? ` for ${view.principal.email}` : ''}: ${error}`,
+      );
+    default:
+      return plainMessage(`${role}: ${kind.replaceAll('_', ' ')}`);
+  }
+}
+
+const cancelAction = (id: string): Action => ({ name: 'cancel', label: 'Cancel', value: id });
+
+function withActions(text: string, actions: Action[]): Message {
+  return { text: text.replace(/\*/g, ''), blocks: [{ type: 'text', text, actions }] };
+}

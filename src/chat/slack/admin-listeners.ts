@@ -1,0 +1,227 @@
+import type {
+  AllMiddlewareArgs,
+  App,
+  BlockAction,
+  ButtonAction,
+  SlackActionMiddlewareArgs,
+} from '@slack/bolt';
+import { desc } from 'drizzle-orm';
+import { parse } from 'yaml';
+import { auditEvents } from '../../audit/audit.sql.ts';
+import { OPEN_STATUSES } from '../../elevation/activation.sql.ts';
+import { DURATION_HINT, parseDuration } from '../../elevation/duration.ts';
+import { findPrincipalByEmail } from '../../elevation/principal-repository.ts';
+import { getRoleByName, listEligibilities, listRoles } from '../../elevation/role-repository.ts';
+import { DURATION_SETTINGS } from '../../elevation/role-settings.ts';
+import { forbidden, invalid } from '../../errors.ts';
+import { listFailedNotifications } from '../../jobs/deliver-notifications.ts';
+import {
+  activationsPage,
+  adminMenuForm,
+  assignmentForm,
+  auditPage,
+  deliveriesPage,
+  eligibilityPage,
+  roleForm,
+  rolesPage,
+} from '../admin-messages.ts';
+import type { Form } from '../messages.ts';
+import { ACTION, BLOCK, VIEW } from './ids.ts';
+import { formValues, renderModal } from './render.ts';
+import { submitForm } from './requester-listeners.ts';
+import { auditRefusal, explain, type Person, personOf, type SlackContext } from './slack-context.ts';
+
+type ButtonArgs = SlackActionMiddlewareArgs<BlockAction<ButtonAction>> & AllMiddlewareArgs;
+
+const notAdmin = () => forbidden('The admin dialogs are for Elevate admins; ask one if you need a change.');
+
+/** Opens the admin menu for admins; anyone else is refused politely, and the attempt audited. */
+export async function openAdminMenu(
+  ctx: SlackContext,
+  person: Person,
+  triggerId: string,
+  tell: (text: string) => Promise<unknown>,
+): Promise<void> {
+  if (!person.principal.isAdmin) {
+    const refusal = notAdmin();
+    await auditRefusal(ctx, person, refusal, 'admin.open', { type: 'principal', id: person.principal.email });
+    await tell(refusal.message);
+    return;
+  }
+  await ctx.client.views.open({ trigger_id: triggerId, view: renderModal(adminMenuForm()) });
+}
+
+/** Admin dialogs: roles, eligibility, assignments, revoke, audit, failed deliveries. */
+export function registerAdminListeners(app: App, ctx: SlackContext): void {
+  /** An admin button: checks the clicker is an admin (the services check again), then shows a page. */
+  const adminButton = (
+    actionId: string,
+    act: (person: Person, value: string, args: ButtonArgs) => Promise<Form | undefined>,
+  ) =>
+    app.action<BlockAction<ButtonAction>>(actionId, async (args) => {
+      await args.ack();
+      const { body, action } = args;
+      let person: Person | undefined;
+      try {
+        person = await personOf(ctx, body.user.id, body.user.team_id ?? body.team?.id ?? '');
+        if (!person.principal.isAdmin) throw notAdmin();
+        const form = await act(person, action.value ?? '', args);
+        if (form && body.view?.id)
+          await args.client.views.update({ view_id: body.view.id, view: renderModal(form) });
+      } catch (error) {
+        await auditRefusal(ctx, person, error, `admin.${actionId}`, {
+          type: 'admin',
+          id: action.value ?? '',
+        });
+        await args.client.chat.postMessage({ channel: body.user.id, text: explain(ctx, error) });
+      }
+    });
+
+  const running = async (kind?: 'assignment') =>
+    (await ctx.activations.list({ statuses: OPEN_STATUSES, limit: 100 })).filter(
+      (v) => !kind || v.activation.kind === kind,
+    );
+
+  adminButton(ACTION.adminRoles, async () => rolesPage(await listRoles(ctx.db)));
+  adminButton(ACTION.adminEligibility, async () => eligibilityPage(await listEligibilities(ctx.db)));
+  adminButton(ACTION.adminAssignments, async () =>
+    activationsPage('Active assignments', await running('assignment'), true),
+  );
+  adminButton(ACTION.adminActivations, async () =>
+    activationsPage('Running activations', await running(), false),
+  );
+  adminButton(ACTION.adminAudit, async () =>
+    auditPage(await ctx.db.select().from(auditEvents).orderBy(desc(auditEvents.seq)).limit(25)),
+  );
+  adminButton(ACTION.adminDeliveries, async () => deliveriesPage(await listFailedNotifications(ctx.db)));
+
+  const push = async (args: ButtonArgs, form: Form) => {
+    await args.client.views.push({ trigger_id: args.body.trigger_id, view: renderModal(form) });
+    return undefined;
+  };
+  adminButton(ACTION.adminRoleCreate, (_p, _v, args) => push(args, roleForm(undefined, [])));
+  adminButton(ACTION.adminRoleEdit, async (_p, name, args) => {
+    const role = await getRoleByName(ctx.db, name);
+    const named = await Promise.all(role.settings.approvers.map((e) => findPrincipalByEmail(ctx.db, e)));
+    const approvers = await ctx.identity.linkedUsers(named.filter((p) => p !== undefined));
+    return push(args, roleForm(role, approvers));
+  });
+  adminButton(ACTION.adminRoleArchive, async (person, name) => {
+    await ctx.admin.archiveRole(person.actor, name);
+    return rolesPage(await listRoles(ctx.db));
+  });
+  adminButton(ACTION.adminEligibilityAssign, async (_p, _v, args) =>
+    push(args, assignmentForm('adminEligibility', await listRoles(ctx.db))),
+  );
+  adminButton(ACTION.adminAssignmentCreate, async (_p, _v, args) =>
+    push(args, assignmentForm('adminAssignment', await listRoles(ctx.db))),
+  );
+  adminButton(ACTION.adminEligibilityRemove, async (person, value) => {
+    const [roleName = '', email = ''] = value.split(' ');
+    await ctx.admin.removeEligibility(person.actor, { roleName, email });
+    return eligibilityPage(await listEligibilities(ctx.db));
+  });
+  adminButton(ACTION.adminRevoke, async (person, id) => {
+    await ctx.activations.revoke({ actor: person.actor, activationId: id });
+    return activationsPage('Running activations', await running(), false);
+  });
+
+  /** Slack user ids from a picker → emails, through the same identity check as everyone else. */
+  async function emailsOf(users: string | undefined, teamId: string): Promise<string[]> {
+    const ids = (users ?? '').split(',').filter(Boolean);
+    return Promise.all(ids.map(async (id) => (await ctx.identity.principalOf(id, teamId)).email));
+  }
+
+  app.view(VIEW.adminRole, async (args) => {
+    const { body, view } = args;
+    const values = formValues(view.state);
+    const teamId = body.user.team_id ?? body.team?.id ?? '';
+    let person: Person | undefined;
+    await submitForm(
+      ctx,
+      args,
+      async () => {
+        try {
+          person = await personOf(ctx, body.user.id, teamId);
+          const settings = parseSettings(values.settings);
+          const approvers = await emailsOf(values.approvers, teamId);
+          await ctx.admin.saveRole(person.actor, {
+            name: view.private_metadata || (values.name ?? '').trim(),
+            description: values.description,
+            scope: values.scope,
+            provider: parseYaml(values.provider, 'provider') as { type: string },
+            settings: { ...settings, approvers },
+          });
+        } catch (error) {
+          await auditRefusal(ctx, person, error, 'admin.role', { type: 'role', id: view.private_metadata });
+          throw error;
+        }
+      },
+      (error) => (error.message.includes('provider') ? BLOCK.provider : BLOCK.settings),
+    );
+  });
+
+  for (const [callbackId, op] of [
+    [VIEW.adminEligibility, 'assignEligibility'],
+    [VIEW.adminAssignment, 'assignActive'],
+  ] as const) {
+    app.view(callbackId, async (args) => {
+      const { body, view } = args;
+      const values = formValues(view.state);
+      const teamId = body.user.team_id ?? body.team?.id ?? '';
+      let person: Person | undefined;
+      await submitForm(
+        ctx,
+        args,
+        async () => {
+          try {
+            person = await personOf(ctx, body.user.id, teamId);
+            const [email] = await emailsOf(values.users, teamId);
+            if (!email) throw invalid('Pick a person.', 'users');
+            await ctx.admin[op](person.actor, {
+              email,
+              roleName: values.role ?? '',
+              startAt: values.start ? new Date(Number(values.start) * 1000) : undefined,
+              endAt: values.end ? new Date(Number(values.end) * 1000) : null,
+              justification: values.justification,
+            });
+          } catch (error) {
+            await auditRefusal(ctx, person, error, `admin.${op}`, {
+              type: 'eligibility',
+              id: values.role ?? '',
+            });
+            throw error;
+          }
+        },
+        (error) =>
+          error.field === 'end' || error.field === 'start' || error.field === 'users'
+            ? error.field
+            : BLOCK.role,
+      );
+    });
+  }
+}
+
+function parseYaml(text: string | undefined, what: string): unknown {
+  try {
+    return parse(text ?? '') ?? {};
+  } catch (error) {
+    throw invalid(`The ${what} is not valid YAML: ${(error as Error).message.split('\n')[0]}`);
+  }
+}
+
+/** Settings as written in the dialog (policy-file style): durations like `8h` become minutes. */
+function parseSettings(text: string | undefined): Record<string, unknown> {
+  const raw = parseYaml(text, 'settings');
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw invalid('The settings are one `name: value` a line.');
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    if (DURATION_SETTINGS.has(key) && typeof value === 'string') {
+      const minutes = parseDuration(value);
+      if (minutes === undefined) throw invalid(`${key}: "${value}" is not a duration (${DURATION_HINT})`);
+      out[key] = minutes;
+    } else out[key] = value;
+  }
+  return out;
+}

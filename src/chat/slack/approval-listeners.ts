@@ -1,0 +1,93 @@
+import type { App, BlockAction, ButtonAction } from '@slack/bolt';
+import { decisionForm, plainMessage } from '../messages.ts';
+import { ACTION, BLOCK, VIEW } from './ids.ts';
+import { formValues, renderMessage, renderModal } from './render.ts';
+import { submitForm } from './requester-listeners.ts';
+import { auditRefusal, explain, type Person, personOf, type SlackContext } from './slack-context.ts';
+import { buildApprovalCard } from './slack-delivery.ts';
+
+/**
+ * Approver cards: Approve at once, Approve with a comment, Deny with a reason (modals). The core
+ * decides who may decide; a late click hears who decided first, a refused one is audited.
+ */
+export function registerApprovalListeners(app: App, ctx: SlackContext): void {
+  app.action<BlockAction<ButtonAction>>(ACTION.approve, async ({ ack, body, action, respond, client }) => {
+    await ack();
+    const id = action.value ?? '';
+    let person: Person | undefined;
+    try {
+      person = await personOf(ctx, body.user.id, body.user.team_id ?? body.team?.id ?? '');
+      const outcome = await ctx.activations.approve({ actor: person.actor, activationId: id });
+      // The clicked copy shows the outcome at once; the other copies follow through the outbox.
+      const card = renderMessage(await buildApprovalCard(ctx.activations, outcome.view, ctx.clock()));
+      if (body.response_url) await respond({ replace_original: true, ...card });
+      if (outcome.outcome === 'recorded') {
+        const text = `Your approval is recorded; ${outcome.approvalsMissing} more needed.`;
+        if (body.response_url) await respond({ response_type: 'ephemeral', replace_original: false, text });
+        else await client.chat.postMessage({ channel: body.user.id, text });
+      }
+    } catch (error) {
+      await auditRefusal(ctx, person, error, 'approve', { type: 'activation', id });
+      const text = explain(ctx, error);
+      if (body.response_url)
+        await respond({
+          response_type: 'ephemeral',
+          replace_original: false,
+          ...renderMessage(plainMessage(text)),
+        });
+      else await client.chat.postMessage({ channel: body.user.id, text });
+    }
+  });
+
+  for (const [actionId, verdict] of [
+    [ACTION.approveWithComment, 'approve'],
+    [ACTION.deny, 'deny'],
+  ] as const) {
+    app.action<BlockAction<ButtonAction>>(actionId, async ({ ack, body, action, client, respond }) => {
+      await ack();
+      try {
+        const view = await ctx.activations.get(action.value ?? '');
+        await client.views.open({
+          trigger_id: body.trigger_id,
+          view: renderModal(decisionForm(verdict, view)),
+        });
+      } catch (error) {
+        const text = explain(ctx, error);
+        if (body.response_url) await respond({ response_type: 'ephemeral', replace_original: false, text });
+      }
+    });
+  }
+
+  for (const [callbackId, verdict] of [
+    [VIEW.approve, 'approve'],
+    [VIEW.deny, 'deny'],
+  ] as const) {
+    app.view(callbackId, async (args) => {
+      const { body, view } = args;
+      const id = view.private_metadata;
+      const comment = formValues(view.state).comment ?? '';
+      const person = await personOf(ctx, body.user.id, body.user.team_id ?? body.team?.id ?? '').catch(
+        (e) => e as Error,
+      );
+      if (person instanceof Error) {
+        await args.ack({ response_action: 'errors', errors: { [BLOCK.comment]: explain(ctx, person) } });
+        return;
+      }
+      await submitForm(
+        ctx,
+        args,
+        async () => {
+          try {
+            if (verdict === 'deny')
+              await ctx.activations.deny({ actor: person.actor, activationId: id, comment });
+            else await ctx.activations.approve({ actor: person.actor, activationId: id, comment });
+          } catch (error) {
+            await auditRefusal(ctx, person, error, verdict, { type: 'activation', id });
+            throw error;
+          }
+        },
+        () => BLOCK.comment,
+      );
+    });
+  }
+}

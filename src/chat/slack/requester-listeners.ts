@@ -1,0 +1,287 @@
+import type {
+  AllMiddlewareArgs,
+  App,
+  BlockAction,
+  ButtonAction,
+  SlackActionMiddlewareArgs,
+  SlackViewMiddlewareArgs,
+} from '@slack/bolt';
+import { ElevateError, forbidden } from '../../errors.ts';
+import { parseCommand } from '../command-text.ts';
+import {
+  activationForm,
+  approvalsMessage,
+  boardMessage,
+  extensionForm,
+  helpMessage,
+  type Message,
+  plainMessage,
+} from '../messages.ts';
+import { openAdminMenu } from './admin-listeners.ts';
+import { ACTION, BLOCK, COMMAND, VIEW } from './ids.ts';
+import { formValues, renderMessage, renderModal } from './render.ts';
+import { auditRefusal, explain, type Person, personOf, type SlackContext } from './slack-context.ts';
+
+type ButtonArgs = SlackActionMiddlewareArgs<BlockAction<ButtonAction>> & AllMiddlewareArgs;
+type ViewArgs = SlackViewMiddlewareArgs & AllMiddlewareArgs;
+
+/** Only people see ephemeral answers; `respond` posts them to the request's response_url. */
+const ephemeral = (message: Message) => ({
+  response_type: 'ephemeral' as const,
+  replace_original: false,
+  ...renderMessage(message),
+});
+
+/** Submits a form: a quick answer acks with inline errors, a slow one acks first and DMs problems. */
+export async function submitForm(
+  ctx: SlackContext,
+  args: ViewArgs,
+  work: () => Promise<void>,
+  errorBlock: (error: ElevateError) => string,
+): Promise<void> {
+  const running = work().then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  const first = await Promise.race([running, new Promise((r) => setTimeout(r, 2000, 'late'))]);
+  if (first === 'late') {
+    await args.ack();
+    ctx.track(
+      running.then(async (error) => {
+        if (error)
+          await args.client.chat.postMessage({ channel: args.body.user.id, text: explain(ctx, error) });
+      }),
+    );
+    return;
+  }
+  if (first instanceof ElevateError) {
+    await args.ack({ response_action: 'errors', errors: { [errorBlock(first)]: first.message } });
+    return;
+  }
+  if (first) {
+    await args.ack({
+      response_action: 'errors',
+      errors: { [errorBlock(new ElevateError('unavailable', ''))]: explain(ctx, first) },
+    });
+    return;
+  }
+  await args.ack();
+}
+
+/** The form's block for a core error: its field when the form shows it, else the first input. */
+function blockFor(view: { blocks: { block_id?: string }[] }, fallback: string) {
+  return (error: ElevateError) => {
+    const shown = new Set(view.blocks.map((b) => b.block_id));
+    return error.field && shown.has(error.field) ? error.field : fallback;
+  };
+}
+
+/** `/elevate`, the App Home, and the requester's buttons and forms. */
+export function registerRequesterListeners(app: App, ctx: SlackContext): void {
+  app.command(COMMAND, async ({ command, ack, respond, client }) => {
+    await ack();
+    let person: Person;
+    try {
+      person = await personOf(ctx, command.user_id, command.team_id);
+    } catch (error) {
+      await respond(ephemeral(plainMessage(explain(ctx, error))));
+      return;
+    }
+    const parsed = parseCommand(command.text ?? '');
+    try {
+      switch (parsed.verb) {
+        case 'board':
+          await respond(
+            ephemeral(boardMessage(await ctx.activations.listAccess(person.principal.id), ctx.clock())),
+          );
+          return;
+        case 'help':
+          await respond(ephemeral(helpMessage()));
+          return;
+        case 'approvals':
+          await respond(
+            ephemeral(approvalsMessage(await ctx.activations.listApprovals(person.principal.id))),
+          );
+          return;
+        case 'admin':
+          await openAdminMenu(ctx, person, command.trigger_id, (text) =>
+            respond(ephemeral(plainMessage(text))),
+          );
+          return;
+        case 'unknown':
+          await respond(
+            ephemeral(
+              helpMessage(
+                `I don't know "${parsed.text}".${parsed.suggestion ? ` Did you mean \`${COMMAND} ${parsed.suggestion}\`?` : ''}`,
+              ),
+            ),
+          );
+          return;
+        case 'activate': {
+          if (!parsed.roleName) {
+            await respond(
+              ephemeral(boardMessage(await ctx.activations.listAccess(person.principal.id), ctx.clock())),
+            );
+            return;
+          }
+          const ask = { durationMinutes: parsed.durationMinutes, justification: parsed.justification };
+          try {
+            const view = await ctx.activations.requestActivation({
+              actor: person.actor,
+              roleName: parsed.roleName,
+              ...ask,
+            });
+            await respond(ephemeral(plainMessage(requestedText(view.role.name, view.activation.status))));
+          } catch (error) {
+            // Something the form can fix (a missing reason, a ticket, a duration): open it pre-filled.
+            if (error instanceof ElevateError && error.field) {
+              const access = await ctx.activations.listAccess(person.principal.id);
+              const entry = access.eligible.find((e) => e.role.name === parsed.roleName);
+              if (entry) {
+                await client.views.open({
+                  trigger_id: command.trigger_id,
+                  view: renderModal(activationForm(entry.role, { ...ask, problem: error.message })),
+                });
+                return;
+              }
+            }
+            throw error;
+          }
+          return;
+        }
+      }
+    } catch (error) {
+      await respond(ephemeral(plainMessage(explain(ctx, error))));
+    }
+  });
+
+  app.event('app_home_opened', async ({ event }) => {
+    if (event.tab !== 'home') return;
+    await ctx.publishHome(event.user);
+  });
+
+  /** A board or message button: ack at once, act, then answer the clicker ephemerally. */
+  const button = (
+    actionId: string,
+    act: (person: Person, value: string, args: ButtonArgs) => Promise<string | undefined>,
+  ) =>
+    app.action<BlockAction<ButtonAction>>(actionId, async (args) => {
+      await args.ack();
+      const { body, action } = args;
+      const reply = async (text: string) => {
+        if (body.response_url) await args.respond(ephemeral(plainMessage(text)));
+        else await args.client.chat.postMessage({ channel: body.user.id, text });
+      };
+      let person: Person | undefined;
+      try {
+        person = await personOf(ctx, body.user.id, body.user.team_id ?? body.team?.id ?? '');
+        const text = await act(person, action.value ?? '', args);
+        if (text) await reply(text);
+        if (body.view?.type === 'home') await ctx.publishHome(body.user.id, person.principal);
+      } catch (error) {
+        await auditRefusal(ctx, person, error, actionId, { type: 'activation', id: action.value ?? '' });
+        await reply(explain(ctx, error));
+      }
+    });
+
+  button(ACTION.activate, async (person, roleName, { body, client }) => {
+    const access = await ctx.activations.listAccess(person.principal.id);
+    const entry = access.eligible.find((e) => e.role.name === roleName);
+    if (!entry) return `You are not eligible for the role ${roleName}.`;
+    await client.views.open({ trigger_id: body.trigger_id, view: renderModal(activationForm(entry.role)) });
+    return undefined;
+  });
+
+  button(ACTION.extend, async (person, id, { body, client }) => {
+    const view = await ctx.activations.get(id);
+    // The form shows the activation, so only its owner may open it; extend() checks again.
+    if (view.activation.principalId !== person.principal.id) {
+      throw forbidden(`Only ${view.principal.email} can extend this activation.`);
+    }
+    await client.views.open({
+      trigger_id: body.trigger_id,
+      view: renderModal(extensionForm(view, ctx.clock())),
+    });
+    return undefined;
+  });
+
+  button(ACTION.deactivate, async (person, id) => {
+    const view = await ctx.activations.deactivate({ actor: person.actor, activationId: id });
+    return view.activation.status === 'ended'
+      ? `Your ${view.role.name} is deactivated.`
+      : `Deactivating ${view.role.name}: the target system is being asked to take it back.`;
+  });
+
+  button(ACTION.cancel, async (person, id) => {
+    const view = await ctx.activations.cancel({ actor: person.actor, activationId: id });
+    return `Your ${view.activation.kind === 'extension' ? 'extension' : 'request'} for ${view.role.name} is cancelled.`;
+  });
+
+  app.view(VIEW.activate, async (args) => {
+    const { body, view } = args;
+    const values = formValues(view.state);
+    const roleName = view.private_metadata;
+    const person = await personOf(ctx, body.user.id, body.user.team_id ?? body.team?.id ?? '').catch(
+      (e) => e as Error,
+    );
+    if (person instanceof Error) {
+      await args.ack({ response_action: 'errors', errors: { [BLOCK.duration]: explain(ctx, person) } });
+      return;
+    }
+    await submitForm(
+      ctx,
+      args,
+      async () => {
+        await ctx.activations.requestActivation({
+          actor: person.actor,
+          roleName,
+          durationMinutes: values.duration ? Number(values.duration) : undefined,
+          startAt: values.start ? new Date(Number(values.start) * 1000) : undefined,
+          justification: values.justification,
+          ticketSystem: values.ticketSystem,
+          ticketNumber: values.ticketNumber,
+        });
+      },
+      blockFor(view, BLOCK.duration),
+    );
+  });
+
+  app.view(VIEW.extend, async (args) => {
+    const { body, view } = args;
+    const values = formValues(view.state);
+    const person = await personOf(ctx, body.user.id, body.user.team_id ?? body.team?.id ?? '').catch(
+      (e) => e as Error,
+    );
+    if (person instanceof Error) {
+      await args.ack({ response_action: 'errors', errors: { [BLOCK.duration]: explain(ctx, person) } });
+      return;
+    }
+    await submitForm(
+      ctx,
+      args,
+      async () => {
+        try {
+          await ctx.activations.extend({
+            actor: person.actor,
+            activationId: view.private_metadata,
+            durationMinutes: Number(values.duration),
+            justification: values.justification,
+          });
+        } catch (error) {
+          await auditRefusal(ctx, person, error, 'extend', { type: 'activation', id: view.private_metadata });
+          throw error;
+        }
+      },
+      blockFor(view, BLOCK.duration),
+    );
+  });
+}
+
+/** What the requester reads right after the fast path. */
+function requestedText(role: string, status: string): string {
+  if (status === 'pending_approval')
+    return `Requested ${role}; the approvers are asked. You will hear back here.`;
+  if (status === 'active') return `${role} is active. You will get a message with Extend and Deactivate.`;
+  if (status === 'approved') return `${role} is scheduled; it starts at the time you chose.`;
+  return `${role}: ${status.replace('_', ' ')}.`;
+}

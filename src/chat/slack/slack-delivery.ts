@@ -1,0 +1,167 @@
+import type { WebClient } from '@slack/web-api';
+import type { Clock } from '../../clock.ts';
+import type { Db } from '../../db/client.ts';
+import type { ActivationView } from '../../elevation/activation-repository.ts';
+import type { ActivationService } from '../../elevation/activation-service.ts';
+import type { Principal } from '../../elevation/principal-repository.ts';
+import type { Logger } from '../../log.ts';
+import { findChatMessages, saveChatMessage } from '../chat-message-repository.ts';
+import { type ChatPlatform, DeliveryError, type Notification } from '../chat-platform.ts';
+import { approvalCard, notificationMessage } from '../messages.ts';
+import { renderMessage } from './render.ts';
+import type { SlackIdentity } from './slack-identity.ts';
+
+const APPROVAL_CARD = 'approval_card';
+const HISTORY_MS = 30 * 24 * 60 * 60_000;
+
+/** What Slack delivery needs. `publishHome` refreshes a user's App Home after a change. */
+export interface SlackDeliveryDeps {
+  client: WebClient;
+  db: Db;
+  clock: Clock;
+  log: Logger;
+  activations: ActivationService;
+  identity: SlackIdentity;
+  publishHome: (userId: string, principal: Principal) => Promise<void>;
+}
+
+/** The approver card of a request as it is now (pending with buttons, or its outcome). */
+export async function buildApprovalCard(activations: ActivationService, view: ActivationView, now: Date) {
+  const a = view.activation;
+  const history = await activations.history(a.principalId, a.roleId, new Date(now.getTime() - HISTORY_MS));
+  return approvalCard(view, history, await activations.decisions(a.id));
+}
+
+/**
+ * The Slack side of the outbox: approver cards (DM per approver, or one post to the role's
+ * approvals channel), in-place updates after a decision (`request_decided`), and requester and
+ * admin messages; every posted message is remembered in chat_messages.
+ */
+export function createSlackDelivery(deps: SlackDeliveryDeps): ChatPlatform {
+  const { client, db, activations, identity } = deps;
+
+  async function post(channel: string, message: ReturnType<typeof renderMessage>) {
+    const answer = await client.chat.postMessage({ channel, ...message });
+    if (!answer.ts || !answer.channel) throw new Error('chat.postMessage returned no ts');
+    return { channel: answer.channel, ts: answer.ts };
+  }
+
+  async function dm(userId: string) {
+    const opened = await client.conversations.open({ users: userId });
+    const channel = opened.channel?.id;
+    if (!channel) throw new Error('conversations.open returned no channel');
+    return channel;
+  }
+
+  async function deliverCard(n: Notification, recipient: Principal, view: ActivationView) {
+    const card = renderMessage(await buildApprovalCard(activations, view, deps.clock()));
+    const shared = view.role.settings.approvalChannel;
+    if (shared) {
+      // One post for the channel, whichever approver's row gets here first.
+      const posted = await findChatMessages(db, {
+        platform: 'slack',
+        activationId: view.activation.id,
+        purpose: APPROVAL_CARD,
+      });
+      if (posted.some((m) => m.recipientId === null)) return 'sent' as const;
+      const at = await post(shared, card);
+      await saveChatMessage(db, {
+        platform: 'slack',
+        activationId: n.activationId,
+        recipientId: null,
+        channel: at.channel,
+        messageId: at.ts,
+        purpose: APPROVAL_CARD,
+      });
+      return 'sent' as const;
+    }
+    const userId = await identity.slackUserOf(recipient);
+    if (!userId) return 'no_identity' as const;
+    const at = await post(await dm(userId), card);
+    await saveChatMessage(db, {
+      platform: 'slack',
+      activationId: n.activationId,
+      recipientId: recipient.id,
+      channel: at.channel,
+      messageId: at.ts,
+      purpose: APPROVAL_CARD,
+    });
+    return 'sent' as const;
+  }
+
+  /** Every copy of the card this recipient can see (theirs and the channel's) shows the outcome. */
+  async function updateCards(recipient: Principal, view: ActivationView) {
+    const copies = await findChatMessages(db, {
+      platform: 'slack',
+      activationId: view.activation.id,
+      purpose: APPROVAL_CARD,
+      recipientId: recipient.id,
+    });
+    if (copies.length === 0) return;
+    const card = renderMessage(await buildApprovalCard(activations, view, deps.clock()));
+    for (const copy of copies)
+      await client.chat.update({ channel: copy.channel, ts: copy.messageId, ...card });
+  }
+
+  async function deliverMessage(n: Notification, recipient: Principal, view: ActivationView | undefined) {
+    const userId = await identity.slackUserOf(recipient);
+    if (!userId) return 'no_identity' as const;
+    const now = deps.clock();
+    if (view) {
+      // Earlier messages about this activation lose buttons that no longer apply (Cancel once decided…).
+      const earlier = await findChatMessages(db, { platform: 'slack', activationId: view.activation.id });
+      for (const m of earlier.filter((m) => m.recipientId === recipient.id && m.purpose !== APPROVAL_CARD)) {
+        const data = (m.data.data ?? {}) as Record<string, unknown>;
+        await client.chat.update({
+          channel: m.channel,
+          ts: m.messageId,
+          ...renderMessage(notificationMessage(m.purpose, data, view, now)),
+        });
+      }
+    }
+    const at = await post(await dm(userId), renderMessage(notificationMessage(n.kind, n.data, view, now)));
+    await saveChatMessage(db, {
+      platform: 'slack',
+      activationId: n.activationId,
+      recipientId: recipient.id,
+      channel: at.channel,
+      messageId: at.ts,
+      purpose: n.kind,
+      data: { data: n.data },
+    });
+    // The App Home shows the same board; a failure here must not fail (and repeat) the message.
+    await deps
+      .publishHome(userId, recipient)
+      .catch((error) => deps.log.warn({ err: error }, 'App Home refresh failed'));
+    return 'sent' as const;
+  }
+
+  return {
+    name: 'slack',
+    async deliver(n, recipient) {
+      try {
+        const view = n.activationId ? await activations.get(n.activationId) : undefined;
+        if (n.kind === 'approval_requested' && view) return await deliverCard(n, recipient, view);
+        if (n.kind === 'request_decided' && view) {
+          await updateCards(recipient, view);
+          return 'sent';
+        }
+        return await deliverMessage(n, recipient, view);
+      } catch (error) {
+        throw asDeliveryError(error);
+      }
+    },
+  };
+}
+
+/** Slack's 429 carries Retry-After (seconds); the outbox waits that long before the next try. */
+function asDeliveryError(error: unknown): unknown {
+  const e = error as { code?: string; retryAfter?: number; data?: { error?: string } };
+  if (e.code === 'slack_webapi_rate_limited_error') {
+    return new DeliveryError('Slack rate limit', { retryAfterMs: (e.retryAfter ?? 1) * 1000, cause: error });
+  }
+  if (e.code === 'slack_webapi_platform_error') {
+    return new DeliveryError(`Slack answered ${e.data?.error ?? 'an error'}`, { cause: error });
+  }
+  return error;
+}

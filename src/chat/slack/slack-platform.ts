@@ -1,0 +1,172 @@
+import { App, type Logger as BoltLogger, HTTPReceiver, LogLevel } from '@slack/bolt';
+import type { Clock } from '../../clock.ts';
+import type { Config } from '../../config.ts';
+import type { Db } from '../../db/client.ts';
+import type { ActivationService } from '../../elevation/activation-service.ts';
+import type { AdminService } from '../../elevation/admin-service.ts';
+import type { Principal } from '../../elevation/principal-repository.ts';
+import { DEFAULT_SLACK_API_URL } from '../../grants/slack-usergroup/slack-env.ts';
+import type { Route } from '../../http/server.ts';
+import type { Logger } from '../../log.ts';
+import type { ChatPlatform } from '../chat-platform.ts';
+import { boardMessage, plainMessage } from '../messages.ts';
+import { registerAdminListeners } from './admin-listeners.ts';
+import { registerApprovalListeners } from './approval-listeners.ts';
+import { renderHome } from './render.ts';
+import { registerRequesterListeners } from './requester-listeners.ts';
+import type { SlackContext } from './slack-context.ts';
+import { createSlackDelivery } from './slack-delivery.ts';
+import { createSlackIdentity } from './slack-identity.ts';
+
+/** Slack's replay window; Bolt refuses older timestamps, we refuse ones this far in the future. */
+const MAX_SKEW_S = 300;
+
+/** The Slack chat platform of one process: its route (HTTP mode), its outbox delivery, start/stop. */
+export interface SlackPlatform {
+  mode: 'http' | 'socket';
+  routes: Route[];
+  delivery: ChatPlatform;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Builds the Slack platform when its credentials are set (else undefined): HTTP mode on
+ * `POST /slack/events` with SLACK_SIGNING_SECRET, Socket Mode with SLACK_APP_TOKEN. Every Web API
+ * call goes to SLACK_API_URL. Listeners are the same in both modes.
+ */
+export function createSlackPlatform(deps: {
+  config: Config;
+  db: Db;
+  clock: Clock;
+  log: Logger;
+  activations: ActivationService;
+  admin: AdminService;
+  /** Extra Bolt options, e.g. `botId`/`botUserId` to skip auth.test. */
+  boltOptions?: { botId?: string; botUserId?: string };
+}): SlackPlatform | undefined {
+  const { config } = deps;
+  const token = config.SLACK_BOT_TOKEN;
+  if (!token || (!config.SLACK_SIGNING_SECRET && !config.SLACK_APP_TOKEN)) return undefined;
+  const log = deps.log.child({ platform: 'slack' });
+  // A fresh object: Socket Mode writes its own retry settings into the one it gets. 429s are not
+  // waited out inside the client: the outbox reschedules by Retry-After, a click answers at once.
+  const clientOptions = {
+    slackApiUrl: config.SLACK_API_URL ?? DEFAULT_SLACK_API_URL,
+    retryConfig: { retries: 1, factor: 1, minTimeout: 200, maxTimeout: 500 },
+    rejectRateLimitedCalls: true,
+  };
+  const common = {
+    token,
+    clientOptions,
+    logger: boltLogger(log),
+    deferInitialization: true,
+    ...deps.boltOptions,
+  };
+  const socket = Boolean(config.SLACK_APP_TOKEN);
+  const receiver = socket
+    ? undefined
+    : new HTTPReceiver({
+        signingSecret: config.SLACK_SIGNING_SECRET ?? '',
+        endpoints: '/slack/events',
+        processBeforeResponse: false,
+        logger: boltLogger(log),
+      });
+  const app = receiver
+    ? new App({ ...common, receiver })
+    : new App({ ...common, socketMode: true, appToken: config.SLACK_APP_TOKEN });
+  app.error(async (error) => {
+    log.error({ err: error }, 'Slack listener failed');
+  });
+
+  const inFlight = new Set<Promise<unknown>>();
+  const identity = createSlackIdentity({ client: app.client, db: deps.db, clock: deps.clock });
+  const ctx: SlackContext = {
+    db: deps.db,
+    clock: deps.clock,
+    log,
+    client: app.client,
+    activations: deps.activations,
+    admin: deps.admin,
+    identity,
+    async publishHome(userId: string, known?: Principal) {
+      let message = plainMessage('');
+      try {
+        const principal = known ?? (await identity.principalOf(userId, ''));
+        message = boardMessage(await deps.activations.listAccess(principal.id), deps.clock());
+      } catch (error) {
+        message = plainMessage(error instanceof Error ? error.message : String(error));
+      }
+      await app.client.views.publish({ user_id: userId, view: renderHome(message) });
+    },
+    track(work) {
+      inFlight.add(work);
+      work.finally(() => inFlight.delete(work)).catch(() => {});
+    },
+  };
+  registerRequesterListeners(app, ctx);
+  registerApprovalListeners(app, ctx);
+  registerAdminListeners(app, ctx);
+
+  const routes: Route[] = receiver
+    ? [
+        {
+          method: 'POST',
+          path: '/slack/events',
+          handler: (req, res) => {
+            // Bolt refuses old timestamps only; one from the future is a replay prepared in advance.
+            const ts = Number(req.headers['x-slack-request-timestamp']);
+            if (Number.isFinite(ts) && ts > Date.now() / 1000 + MAX_SKEW_S) {
+              res.writeHead(401);
+              res.end();
+              return;
+            }
+            receiver.requestListener(req, res);
+          },
+        },
+      ]
+    : [];
+
+  return {
+    mode: socket ? 'socket' : 'http',
+    routes,
+    delivery: createSlackDelivery({
+      client: app.client,
+      db: deps.db,
+      clock: deps.clock,
+      log,
+      activations: deps.activations,
+      identity,
+      publishHome: ctx.publishHome,
+    }),
+    async start() {
+      // One awaited auth.test (its failure stops the start with a clear error), then connect if Socket Mode.
+      await app.init();
+      if (socket) await app.start();
+      log.info(
+        { mode: socket ? 'socket' : 'http' },
+        `Slack on (${socket ? 'Socket Mode' : 'HTTP mode, POST /slack/events'})`,
+      );
+    },
+    async stop() {
+      if (socket) await app.stop();
+      await Promise.allSettled([...inFlight]);
+    },
+  };
+}
+
+/** Bolt's logger interface on top of ours. */
+function boltLogger(log: Logger): BoltLogger {
+  let level = LogLevel.INFO;
+  return {
+    debug: (...msg) => log.debug(msg.map(String).join(' ')),
+    info: (...msg) => log.info(msg.map(String).join(' ')),
+    warn: (...msg) => log.warn(msg.map(String).join(' ')),
+    error: (...msg) => log.error(msg.map(String).join(' ')),
+    setLevel: (l) => {
+      level = l;
+    },
+    getLevel: () => level,
+    setName: () => {},
+  };
+}

@@ -1,0 +1,131 @@
+import { and, asc, eq, inArray, lte, sql } from 'drizzle-orm';
+import { type ChatPlatform, DeliveryError, type Notification } from '../chat/chat-platform.ts';
+import type { Clock } from '../clock.ts';
+import type { Db } from '../db/client.ts';
+import { notifications } from '../elevation/notification.sql.ts';
+import { principalsByIds } from '../elevation/principal-repository.ts';
+import type { Logger } from '../log.ts';
+
+/** Rows claimed per batch, and how long a claim holds before another replica may retry it. */
+const BATCH = 25;
+const LEASE_MS = 60_000;
+/** After this many failed attempts a notification is marked failed and shown to admins. */
+export const MAX_DELIVERY_ATTEMPTS = 8;
+
+/** Backoff after the n-th failed attempt: 5 s, 10 s, 20 s … capped at 10 min. */
+const backoffMs = (attempts: number) => Math.min(5_000 * 2 ** (attempts - 1), 600_000);
+
+/**
+ * Delivers the notification outbox through the chat platforms, at least once: due rows are
+ * claimed with FOR UPDATE SKIP LOCKED and leased (next_attempt_at moves ahead), so replicas
+ * never work on the same row; a success marks the row sent, a failure reschedules it (Slack's
+ * Retry-After first) until MAX_DELIVERY_ATTEMPTS, then marks it failed with the last error.
+ */
+export function createNotificationDelivery(deps: {
+  db: Db;
+  clock: Clock;
+  log: Logger;
+  platforms: ChatPlatform[];
+}) {
+  const { db, clock, log } = deps;
+
+  async function claim(now: Date): Promise<Notification[]> {
+    return db.transaction(async (tx) => {
+      const due = await tx
+        .select({ id: notifications.id })
+        .from(notifications)
+        .where(and(eq(notifications.status, 'pending'), lte(notifications.nextAttemptAt, now)))
+        .orderBy(asc(notifications.nextAttemptAt), asc(notifications.createdAt), asc(notifications.id))
+        .limit(BATCH)
+        .for('update', { skipLocked: true });
+      if (due.length === 0) return [];
+      const claimed = await tx
+        .update(notifications)
+        .set({
+          attempts: sql`${notifications.attempts} + 1`,
+          nextAttemptAt: new Date(now.getTime() + LEASE_MS),
+        })
+        .where(
+          inArray(
+            notifications.id,
+            due.map((d) => d.id),
+          ),
+        )
+        .returning();
+      // Claimed in due order: an approver's card goes out before the update saying it was decided.
+      const order = new Map(due.map((d, i) => [d.id, i]));
+      return claimed.sort((a, b) => (order.get(a.id) ?? 0) - (order.get(b.id) ?? 0));
+    });
+  }
+
+  async function deliverOne(n: Notification): Promise<void> {
+    const [recipient] = await principalsByIds(db, [n.recipientId]);
+    let reached = false;
+    try {
+      if (!recipient) throw new DeliveryError('the recipient no longer exists', { permanent: true });
+      for (const platform of deps.platforms) {
+        if ((await platform.deliver(n, recipient)) === 'sent') reached = true;
+      }
+      if (!reached) {
+        const names = deps.platforms.map((p) => p.name).join(' or ') || 'any chat platform';
+        throw new DeliveryError(`${recipient.email} has no account on ${names}`, { permanent: true });
+      }
+    } catch (error) {
+      const now = clock();
+      const message = error instanceof Error ? error.message : String(error);
+      const permanent = error instanceof DeliveryError && error.permanent;
+      if (permanent || n.attempts >= MAX_DELIVERY_ATTEMPTS) {
+        log.error(
+          { notification: n.id, kind: n.kind, attempts: n.attempts },
+          `notification failed for good: ${message}`,
+        );
+        await db
+          .update(notifications)
+          .set({ status: 'failed', lastError: message })
+          .where(and(eq(notifications.id, n.id), eq(notifications.status, 'pending')));
+        return;
+      }
+      const wait = Math.max(
+        backoffMs(n.attempts),
+        error instanceof DeliveryError ? (error.retryAfterMs ?? 0) : 0,
+      );
+      log.warn(
+        { notification: n.id, kind: n.kind, attempts: n.attempts, retryInMs: wait },
+        `notification delivery failed: ${message}`,
+      );
+      await db
+        .update(notifications)
+        .set({ lastError: message, nextAttemptAt: new Date(now.getTime() + wait) })
+        .where(and(eq(notifications.id, n.id), eq(notifications.status, 'pending')));
+      return;
+    }
+    await db
+      .update(notifications)
+      .set({ status: 'sent', sentAt: clock(), lastError: null })
+      .where(and(eq(notifications.id, n.id), eq(notifications.status, 'pending')));
+  }
+
+  return {
+    /** One run: claims and delivers due batches until none is left (or `maxBatches`); returns how many. */
+    async run(maxBatches = 10): Promise<number> {
+      let done = 0;
+      for (let batch = 0; batch < maxBatches; batch++) {
+        const claimed = await claim(clock());
+        for (const n of claimed) await deliverOne(n);
+        done += claimed.length;
+        if (claimed.length < BATCH) break;
+      }
+      return done;
+    },
+  };
+}
+
+/** Failed deliveries, newest first, for the admins. */
+export async function listFailedNotifications(db: Db, limit = 20): Promise<Notification[]> {
+  return db
+    .select()
+    .from(notifications)
+    .where(eq(notifications.status, 'failed'))
+    .orderBy(sql`${notifications.createdAt} desc`)
+    .limit(limit);
+}
