@@ -9,6 +9,7 @@ import { createAdminService } from './elevation/admin-service.ts';
 import { createProviderRegistry, type ProviderCall } from './grants/registry.ts';
 import { createDatabaseReadiness, createHttpServer, type Route } from './http/server.ts';
 import { createNotificationDelivery } from './jobs/deliver-notifications.ts';
+import { lifecycleJobs } from './jobs/lifecycle-jobs.ts';
 import { SCHEDULES, startScheduler } from './jobs/scheduler.ts';
 import { createLogger, errorLine, type Logger } from './log.ts';
 import { createMetrics } from './metrics.ts';
@@ -105,14 +106,17 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
     });
     // The loop: each job claims its own rows, so every replica runs the same schedules.
     const loop = startScheduler(
-      platforms.length > 0
-        ? [
-            {
-              job: { name: 'deliver-notifications', run: () => deliver.run() },
-              schedule: SCHEDULES.deliverNotifications,
-            },
-          ]
-        : [],
+      [
+        ...lifecycleJobs(activations).map((job) => ({ job, schedule: SCHEDULES.lifecycle })),
+        ...(platforms.length > 0
+          ? [
+              {
+                job: { name: 'deliver-notifications', run: () => deliver.run() },
+                schedule: SCHEDULES.deliverNotifications,
+              },
+            ]
+          : []),
+      ],
       log,
     );
     const port = await server.listen(config.PORT);

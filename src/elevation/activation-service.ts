@@ -1,11 +1,11 @@
 import { performance } from 'node:perf_hooks';
-import { and, eq, gt, isNull, lte, or } from 'drizzle-orm';
+import { and, eq, gt, isNull, lte, ne, or } from 'drizzle-orm';
 import type { Clock } from '../clock.ts';
 import type { Db, Tx } from '../db/client.ts';
 import { conflict, forbidden, invalid } from '../errors.ts';
 import { GrantError, type GrantProvider, type GrantTarget } from '../grants/grant-provider.ts';
 import type { ProviderRegistry } from '../grants/registry.ts';
-import { decisions, OPEN_STATUSES } from './activation.sql.ts';
+import { type ActivationStatus, activations, decisions, OPEN_STATUSES } from './activation.sql.ts';
 import {
   type Activation,
   type ActivationView,
@@ -30,6 +30,7 @@ import {
   checkJustification,
   cleanText,
 } from './policy.ts';
+import { principals } from './principal.sql.ts';
 import { listAdmins, listChatIdentities } from './principal-repository.ts';
 import { type Notice, recordActivationChange } from './record.ts';
 import { eligibilities, roles } from './role.sql.ts';
@@ -114,11 +115,19 @@ export function createActivationService(deps: ActivationDeps) {
     const a = view.activation;
     if (a.status !== 'pending_approval') throw conflict(await alreadyDecided(tx, view));
     if (!a.approvalExpiresAt || a.approvalExpiresAt > now) return view;
-    await transition(tx, a.id, ['pending_approval'], 'timed_out', {
+    await timeOut(tx, view, now);
+    return `This request timed out at ${at(a.approvalExpiresAt)} without a decision.`;
+  }
+
+  /** pending_approval → timed_out; the requester and the approvers (their cards) are told. */
+  async function timeOut(tx: Tx, view: ActivationView, now: Date): Promise<boolean> {
+    const a = view.activation;
+    const moved = await transition(tx, a.id, ['pending_approval'], 'timed_out', {
       endReason: 'no decision within the approval timeout',
       endedAt: now,
       updatedAt: now,
     });
+    if (!moved) return false;
     const data = { role: view.role.name };
     await recordActivationChange(tx, a.id, {
       actor: SYSTEM,
@@ -134,7 +143,51 @@ export function createActivationService(deps: ActivationDeps) {
         })),
       ],
     });
-    return `This request timed out at ${at(a.approvalExpiresAt)} without a decision.`;
+    return true;
+  }
+
+  /**
+   * The loop's claim: up to `limit` rows in `status` whose `due` time has come, locked with
+   * SKIP LOCKED so replicas take disjoint rows, each moved one step by `step` inside the same
+   * short transaction. Returns the ids, whose provider calls (`settle`) follow the commit.
+   */
+  async function claimDue(
+    status: ActivationStatus,
+    due: 'startAt' | 'endAt' | 'nextAttemptAt' | 'approvalExpiresAt',
+    limit: number,
+    step: (tx: Tx, view: ActivationView, now: Date) => Promise<boolean>,
+  ): Promise<string[]> {
+    const now = clock();
+    return runTx(async (tx) => {
+      const rows = await tx
+        .select({ activation: activations, role: roles, principal: principals })
+        .from(activations)
+        .innerJoin(roles, eq(roles.id, activations.roleId))
+        .innerJoin(principals, eq(principals.id, activations.principalId))
+        .where(
+          and(
+            eq(activations.status, status),
+            lte(activations[due], now),
+            // Extensions only wait for a decision; once approved they are applied and done.
+            status === 'pending_approval' ? undefined : ne(activations.kind, 'extension'),
+          ),
+        )
+        .orderBy(activations[due])
+        .limit(limit)
+        .for('update', { of: activations, skipLocked: true });
+      // Only rows this replica really moved are settled (the update is conditional, as always).
+      const moved: string[] = [];
+      for (const view of rows) if (await step(tx, view, now)) moved.push(view.activation.id);
+      return moved;
+    });
+  }
+
+  /** Settles claimed rows a few at a time: providers are remote, but not all at once. */
+  async function settleAll(ids: string[]): Promise<number> {
+    for (let i = 0; i < ids.length; i += SETTLE_CONCURRENCY) {
+      await Promise.all(ids.slice(i, i + SETTLE_CONCURRENCY).map((id) => settle(id)));
+    }
+    return ids.length;
   }
 
   const runTx = <T>(work: (tx: Tx) => Promise<T>) => db.transaction(work);
@@ -557,6 +610,65 @@ export function createActivationService(deps: ActivationDeps) {
     list: (filter: Parameters<typeof listActivations>[1]) => listActivations(db, filter),
 
     settle,
+
+    /** Loop: scheduled activations and assignments whose start has come are granted. */
+    async startDue(limit = 100): Promise<number> {
+      const ids = await claimDue('approved', 'startAt', limit, async (tx, view, now) => {
+        const a = view.activation;
+        const moved = await transition(tx, a.id, ['approved'], 'activating', {
+          nextAttemptAt: new Date(now.getTime() + IN_FLIGHT_LEASE_MS),
+          updatedAt: now,
+        });
+        if (!moved) return false;
+        await recordActivationChange(tx, a.id, {
+          actor: SYSTEM,
+          action: `${a.kind}.starting`,
+          at: now,
+          data: { role: view.role.name },
+        });
+        return true;
+      });
+      return settleAll(ids);
+    },
+
+    /** Loop: activations and assignments whose end has come are revoked (never reported ended before the provider confirms). */
+    async expireDue(limit = 100): Promise<number> {
+      const ids = await claimDue('active', 'endAt', limit, async (tx, view, now) => {
+        const a = view.activation;
+        const reason = a.kind === 'assignment' ? 'the assignment ended' : 'expired';
+        const moved = await transition(tx, a.id, ['active'], 'revoking', {
+          endReason: reason,
+          attempts: 0,
+          nextAttemptAt: new Date(now.getTime() + IN_FLIGHT_LEASE_MS),
+          updatedAt: now,
+        });
+        if (!moved) return false;
+        await recordActivationChange(tx, a.id, {
+          actor: SYSTEM,
+          action: `${a.kind}.expired`,
+          at: now,
+          data: { role: view.role.name, endAt: a.endAt?.toISOString() ?? null },
+        });
+        return true;
+      });
+      return settleAll(ids);
+    },
+
+    /** Loop: grants and revokes whose retry time (or in-flight lease, after a crash) has come are tried again. */
+    async retryDue(limit = 100): Promise<number> {
+      const lease = async (tx: Tx, view: ActivationView, now: Date) =>
+        (await transition(tx, view.activation.id, [view.activation.status], view.activation.status, {
+          nextAttemptAt: new Date(now.getTime() + IN_FLIGHT_LEASE_MS),
+          updatedAt: now,
+        })) !== undefined;
+      const granting = await claimDue('activating', 'nextAttemptAt', limit, lease);
+      const revoking = await claimDue('revoking', 'nextAttemptAt', limit, lease);
+      return settleAll([...granting, ...revoking]);
+    },
+
+    /** Loop: requests nobody decided within the role's approval timeout time out. */
+    timeOutDue: (limit = 100) =>
+      claimDue('pending_approval', 'approvalExpiresAt', limit, timeOut).then((ids) => ids.length),
   };
 
   /** Applies an approved extension to its (still active) parent activation. */
@@ -846,6 +958,9 @@ export function createActivationService(deps: ActivationDeps) {
 /** Our backoff, or the target's Retry-After when longer — capped, so a target cannot park a row for ever. */
 const nextDelayMs = (attempts: number, failure: GrantError) =>
   Math.max(retryDelayMs(attempts), Math.min(failure.retryAfterMs ?? 0, 60 * 60_000));
+
+/** Provider calls the loop makes at once after a claim. */
+const SETTLE_CONCURRENCY = 10;
 
 /** What the audit trail records of a provider call besides its outcome. */
 interface ProviderCallFacts {

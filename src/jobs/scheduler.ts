@@ -10,6 +10,8 @@ export interface Job {
 /** Every schedule of the loop, in one place. Six fields: the first is seconds. */
 export const SCHEDULES = {
   deliverNotifications: '*/2 * * * * *',
+  /** Start, expire, retry, time out: revocation lags expiry by about this tick. */
+  lifecycle: '*/2 * * * * *',
 } as const;
 
 /**

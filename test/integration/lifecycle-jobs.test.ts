@@ -1,0 +1,150 @@
+import { and, eq, inArray } from 'drizzle-orm';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { auditEvents } from '../../src/audit/audit.sql.ts';
+import { createActivationService } from '../../src/elevation/activation-service.ts';
+import { notifications } from '../../src/elevation/notification.sql.ts';
+import { createCore } from '../support/core.ts';
+import { openTestDatabase, type TestDatabase } from '../support/db.ts';
+
+let database: TestDatabase;
+beforeAll(async () => {
+  database = await openTestDatabase();
+});
+afterAll(() => database?.close());
+
+let n = 0;
+/** A core with its own role and eligible requester, so tests on the shared database stay apart. */
+async function scene(settings = {}) {
+  n += 1;
+  const core = createCore(database.db);
+  const role = `loop-${n}`;
+  const email = `dee${n}@example.com`;
+  await core.admin.setAdmins(core.cli, [`ana${n}@example.com`]);
+  await core.role(role, { requireJustification: false, ...settings });
+  await core.eligible(email, role);
+  return { core, role, requester: await core.person(email) };
+}
+
+async function actions(activationId: string) {
+  const rows = await database.db
+    .select({ action: auditEvents.action })
+    .from(auditEvents)
+    .where(eq(auditEvents.subjectId, activationId))
+    .orderBy(auditEvents.seq);
+  return rows.map((r) => r.action);
+}
+
+test('an activation is revoked through the provider once its time is up, and the requester is told', async () => {
+  const { core, role, requester } = await scene();
+  const view = await core.activations.requestActivation({
+    actor: requester,
+    roleName: role,
+    durationMinutes: 30,
+  });
+  core.advance(29);
+  expect(await core.activations.expireDue()).toBe(0);
+  core.advance(2);
+  expect(await core.activations.expireDue()).toBe(1);
+  const [after] = await core.activations.list({ principalId: requester.principalId ?? '' });
+  expect(after?.activation).toMatchObject({ status: 'ended', endReason: 'expired' });
+  expect(core.recording.calls.map((c) => c.op)).toEqual(['grant', 'revoke']);
+  expect(core.recording.held.size).toBe(0);
+  expect(await actions(view.activation.id)).toEqual([
+    'activation.requested',
+    'activation.granted',
+    'activation.expired',
+    'activation.ended',
+  ]);
+  expect(await core.activations.expireDue()).toBe(0);
+});
+
+test('a scheduled activation is granted when its start comes', async () => {
+  const { core, role, requester } = await scene();
+  const start = new Date(core.clock().getTime() + 2 * 86_400_000);
+  await core.activations.requestActivation({ actor: requester, roleName: role, startAt: start });
+  expect(await core.activations.startDue()).toBe(0);
+  core.advance(2 * 1440 + 1);
+  expect(await core.activations.startDue()).toBe(1);
+  const [after] = await core.activations.list({ principalId: requester.principalId ?? '' });
+  expect(after?.activation.status).toBe('active');
+  expect(core.recording.held.size).toBe(1);
+});
+
+test('a grant and a revoke that failed (or were cut short by a crash) are retried when due', async () => {
+  const { core, role, requester } = await scene();
+  core.recording.failWith(new Error('connect ETIMEDOUT'));
+  const view = await core.activations.requestActivation({ actor: requester, roleName: role });
+  expect(view.activation.status).toBe('activating');
+  expect(await core.activations.retryDue()).toBe(0); // not before its backoff
+  core.advance(20);
+  expect(await core.activations.retryDue()).toBe(1);
+  core.advance(10);
+  core.recording.failWith(new Error('connect ETIMEDOUT'));
+  expect(
+    (await core.activations.deactivate({ actor: requester, activationId: view.activation.id })).activation
+      .status,
+  ).toBe('revoking');
+  core.advance(20);
+  expect(await core.activations.retryDue()).toBe(1);
+  const [after] = await core.activations.list({ principalId: requester.principalId ?? '' });
+  expect(after?.activation.status).toBe('ended');
+  expect(core.recording.calls.map((c) => c.op)).toEqual(['grant', 'grant', 'revoke', 'revoke']);
+});
+
+test('a request nobody decides times out, and requester and approvers are told', async () => {
+  const { core, role, requester } = await scene({
+    requireApproval: true,
+    approvers: [`bo${n + 1}@example.com`],
+    approvalTimeout: 60,
+  });
+  const view = await core.activations.requestActivation({ actor: requester, roleName: role });
+  core.advance(59);
+  expect(await core.activations.timeOutDue()).toBe(0);
+  core.advance(2);
+  expect(await core.activations.timeOutDue()).toBe(1);
+  const told = await database.db
+    .select({ kind: notifications.kind })
+    .from(notifications)
+    .where(
+      and(
+        eq(notifications.activationId, view.activation.id),
+        inArray(notifications.kind, ['activation_timed_out', 'request_decided']),
+      ),
+    );
+  expect(told.map((t) => t.kind).sort()).toEqual(['activation_timed_out', 'request_decided']);
+});
+
+// On PostgreSQL this is real concurrency between connections; on PGlite they take turns.
+test('three replicas expiring the same 60 activations revoke each exactly once', async () => {
+  const { core, role } = await scene({ maxDuration: 60 });
+  const ids: string[] = [];
+  for (let i = 0; i < 60; i++) {
+    const email = `many${n}-${i}@example.com`;
+    await core.eligible(email, role);
+    const view = await core.activations.requestActivation({
+      actor: await core.person(email),
+      roleName: role,
+      durationMinutes: 30,
+    });
+    ids.push(view.activation.id);
+  }
+  core.advance(31);
+  const replicas = [0, 1, 2].map(() =>
+    createActivationService({ db: database.db, providers: core.providers, clock: core.clock }),
+  );
+  const done = await Promise.all(replicas.map((r) => r.expireDue(25)));
+  const more = await Promise.all(replicas.map((r) => r.expireDue(25)));
+  expect([...done, ...more].reduce((a, b) => a + b, 0)).toBe(60);
+  const revoked = core.recording.calls.filter((c) => c.op === 'revoke').map((c) => c.target.activationId);
+  expect(revoked.sort()).toEqual([...ids].sort());
+  const ended = await database.db
+    .select({ id: auditEvents.subjectId })
+    .from(auditEvents)
+    .where(and(eq(auditEvents.action, 'activation.ended'), inArray(auditEvents.subjectId, ids)));
+  expect(ended).toHaveLength(60);
+  const told = await database.db
+    .select({ id: notifications.activationId })
+    .from(notifications)
+    .where(and(eq(notifications.kind, 'activation_ended'), inArray(notifications.activationId, ids)));
+  expect(told).toHaveLength(60);
+});
