@@ -321,6 +321,23 @@ export function createActivationService(deps: ActivationDeps) {
     /** The decisions on a request, newest first, with the deciders' emails. */
     decisions: (activationId: string) => listDecisions(db, activationId),
 
+    /**
+     * The request, if `actor` may decide on it now; otherwise the same refusal a decision would
+     * get. Surfaces call it before showing a decision form, so a forged button reveals nothing.
+     */
+    async decidable(input: { actor: Actor; activationId: string }): Promise<ActivationView> {
+      const view = await getActivation(db, input.activationId);
+      const a = view.activation;
+      checkApprover(
+        view.role,
+        input.actor.principalId,
+        a.principalId,
+        await approversFor(db, view.role, a.principalId),
+      );
+      if (a.status !== 'pending_approval') throw conflict(await alreadyDecided(db, view));
+      return view;
+    },
+
     /** An approver approves; the request moves on once the role's quorum is reached. */
     async approve(input: { actor: Actor; activationId: string; comment?: string }): Promise<ApprovalOutcome> {
       const now = clock();

@@ -45,13 +45,18 @@ export function registerApprovalListeners(app: App, ctx: SlackContext): void {
   ] as const) {
     app.action<BlockAction<ButtonAction>>(actionId, async ({ ack, body, action, client, respond }) => {
       await ack();
+      const id = action.value ?? '';
+      let person: Person | undefined;
       try {
-        const view = await ctx.activations.get(action.value ?? '');
+        // Only someone who may decide sees the form: a forged button reveals nothing.
+        person = await personOf(ctx, body.user.id, body.user.team_id ?? body.team?.id ?? '');
+        const view = await ctx.activations.decidable({ actor: person.actor, activationId: id });
         await client.views.open({
           trigger_id: body.trigger_id,
           view: renderModal(decisionForm(verdict, view)),
         });
       } catch (error) {
+        await auditRefusal(ctx, person, error, verdict, { type: 'activation', id });
         const text = explain(ctx, error);
         if (body.response_url) await respond({ response_type: 'ephemeral', replace_original: false, text });
       }

@@ -276,6 +276,19 @@ describe('Slack: request, approve, deliver', () => {
     expect(still?.status).toBe('pending_approval');
   });
 
+  it('opens no Deny form for someone who may not decide, and audits the attempt', async () => {
+    const [row] = await database.db.select().from(activations);
+    const opened = fake.callsTo('views.open').length;
+    const [answer] = await answerAt(await click(EVE, ACTION.deny, row?.id ?? ''));
+    expect(textOf(answer)).toContain('not an approver');
+    expect(fake.callsTo('views.open')).toHaveLength(opened);
+    const refused = await database.db
+      .select()
+      .from(auditEvents)
+      .where(eq(auditEvents.action, 'refused.deny'));
+    expect(refused).toHaveLength(1);
+  });
+
   it('approves, grants, and tells a late click who decided', async () => {
     const [row] = await database.db.select().from(activations);
     const [answer] = await answerAt(await click(BOB, ACTION.approve, row?.id ?? ''));
