@@ -1,7 +1,20 @@
 import { z } from 'zod';
 import { slackChatEnv } from './chat/slack/slack-env.ts';
+import { DURATION_HINT, parseDuration } from './elevation/duration.ts';
 import { entraEnv } from './grants/entra/entra-env.ts';
 import { slackEnv } from './grants/slack-usergroup/slack-env.ts';
+
+/** A duration variable (`30m`, `8h`, `2d`, ISO 8601), as whole minutes. */
+const minutes = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((text, ctx) => {
+      const value = parseDuration(text);
+      if (value === undefined)
+        ctx.addIssue({ code: 'custom', message: `is not a duration (${DURATION_HINT})` });
+      return value ?? 0;
+    });
 
 /**
  * The whole environment the process reads, in one schema with a section per concern.
@@ -29,6 +42,15 @@ const envSchema = z
     ELEVATE_DATA_DIR: z.string().min(1).default('./.data'),
     // Policy as code: applied at start when set.
     ELEVATE_POLICY_FILE: z.string().min(1).optional(),
+    // The loop's notices: warn before an activation ends; remind approvers of waiting requests.
+    ELEVATE_EXPIRY_WARNING: minutes('10m'),
+    ELEVATE_REMINDER_AFTER: minutes('1h'),
+    ELEVATE_REMINDER_MAX: z.coerce
+      .number({ message: 'expected a whole number' })
+      .int()
+      .min(0)
+      .max(20)
+      .default(3),
   })
   // Sections owned by the parts that use them: a provider or platform brings its variables.
   .extend(slackEnv.shape)

@@ -6,6 +6,7 @@ import { type Db, openDatabase } from './db/client.ts';
 import { createActivationService } from './elevation/activation-service.ts';
 import { SYSTEM } from './elevation/actor.ts';
 import { createAdminService } from './elevation/admin-service.ts';
+import { createReminderService } from './elevation/reminder-service.ts';
 import { createProviderRegistry, type ProviderCall } from './grants/registry.ts';
 import { createDatabaseReadiness, createHttpServer, type Route } from './http/server.ts';
 import { createNotificationDelivery } from './jobs/deliver-notifications.ts';
@@ -107,7 +108,18 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
     // The loop: each job claims its own rows, so every replica runs the same schedules.
     const loop = startScheduler(
       [
-        ...lifecycleJobs(activations).map((job) => ({ job, schedule: SCHEDULES.lifecycle })),
+        ...lifecycleJobs(
+          activations,
+          createReminderService({
+            db: database.db,
+            clock: systemClock,
+            settings: {
+              expiryWarningMinutes: config.ELEVATE_EXPIRY_WARNING,
+              reminderAfterMinutes: config.ELEVATE_REMINDER_AFTER,
+              maxReminders: config.ELEVATE_REMINDER_MAX,
+            },
+          }),
+        ).map((job) => ({ job, schedule: SCHEDULES.lifecycle })),
         ...(platforms.length > 0
           ? [
               {

@@ -492,6 +492,20 @@ export function notificationMessage(
         actions.push({ name: 'deactivate', label: 'Deactivate', value: a.id, style: 'danger' });
       return withActions(text, actions);
     }
+    case 'expiry_warning': {
+      const text = `Your *${role}* ends at ${a?.endAt ? `${when(a.endAt)} (${timeLeft(a.endAt, now)} left)` : 'soon'}.`;
+      const actions: Action[] =
+        a?.status === 'active' && view?.role.settings.allowExtension
+          ? [{ name: 'extend', label: 'Extend', value: a.id }]
+          : [];
+      return withActions(text, actions);
+    }
+    case 'eligibility_expiring':
+      return plainMessage(
+        `Your eligibility for *${role}* ends at ${typeof data.endAt === 'string' ? when(new Date(data.endAt)) : 'soon'}; ask an admin to renew it if you still need it.`,
+      );
+    case 'eligibility_expired':
+      return plainMessage(`Your eligibility for *${role}* has ended.`);
     case 'activation_denied':
     case 'extension_denied':
       return plainMessage(

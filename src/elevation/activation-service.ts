@@ -538,6 +538,7 @@ export function createActivationService(deps: ActivationDeps) {
           await transition(tx, a.id, ['active'], 'active', {
             endAt: newEnd,
             nextAttemptAt: newEnd,
+            expiryWarnedAt: null, // a new end earns a new warning
             updatedAt: now,
           });
           await recordActivationChange(tx, a.id, {
@@ -695,6 +696,7 @@ export function createActivationService(deps: ActivationDeps) {
     const parent = await transition(tx, e.extendsId, ['active'], 'active', {
       endAt: e.endAt,
       nextAttemptAt: e.endAt,
+      expiryWarnedAt: null,
       updatedAt: now,
     });
     if (!parent) throw conflict('The activation this extension was for is no longer active.');

@@ -67,6 +67,11 @@ export const activations = pgTable(
     /** Last provider error while granting or revoking; shown to admins. */
     lastError: text(),
     attempts: integer().notNull().default(0),
+    /** When the requester was warned that the end is near (cleared when the end moves). */
+    expiryWarnedAt: ts(),
+    /** Reminders sent to the approvers of a pending request, and when the last one went. */
+    remindersSent: integer().notNull().default(0),
+    lastRemindedAt: ts(),
     /** When the loop should next work on this row (grant/revoke retry with backoff). */
     nextAttemptAt: ts(),
     createdAt: ts().notNull().defaultNow(),

@@ -256,7 +256,7 @@ export async function assignEligibility(ctx: AdminContext, input: AssignmentInpu
   if (existing) {
     await ctx.tx
       .update(eligibilities)
-      .set({ ...wanted, createdBy: ctx.actor.label })
+      .set({ ...wanted, createdBy: ctx.actor.label, warningsSent: 0 }) // a new end earns new warnings
       .where(eq(eligibilities.id, existing.id));
   } else {
     await ctx.tx.insert(eligibilities).values({
@@ -350,6 +350,7 @@ export async function assignActive(ctx: AdminContext, input: AssignmentInput): P
       ...target,
       durationMinutes: minutesOf(target),
       nextAttemptAt: open.status === 'active' ? target.endAt : target.startAt,
+      expiryWarnedAt: null,
       updatedAt: ctx.now,
     });
     await auditAssignment(ctx, 'assignment.updated', open, principal.email, role, [line]);

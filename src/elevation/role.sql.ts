@@ -1,4 +1,4 @@
-import { index, jsonb, pgTable, text, timestamp, unique, uuid } from 'drizzle-orm/pg-core';
+import { index, integer, jsonb, pgTable, text, timestamp, unique, uuid } from 'drizzle-orm/pg-core';
 import { principals } from './principal.sql.ts';
 import type { RoleSettings } from './role-settings.ts';
 
@@ -30,6 +30,8 @@ export const eligibilities = pgTable(
     startAt: timestamp({ withTimezone: true }).notNull(),
     endAt: timestamp({ withTimezone: true }),
     justification: text().notNull().default(''),
+    /** How many of the before-the-end warnings (14 days, 1 day) the principal has had. */
+    warningsSent: integer().notNull().default(0),
     createdBy: text().notNull(),
     createdAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
   },

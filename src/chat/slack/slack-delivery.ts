@@ -141,7 +141,10 @@ export function createSlackDelivery(deps: SlackDeliveryDeps): ChatPlatform {
     async deliver(n, recipient) {
       try {
         const view = n.activationId ? await activations.get(n.activationId) : undefined;
-        if (n.kind === 'approval_requested' && view) return await deliverCard(n, recipient, view);
+        // A reminder is the card again, on top of the conversation (and updated like the first).
+        if ((n.kind === 'approval_requested' || n.kind === 'approval_reminder') && view) {
+          return await deliverCard(n, recipient, view);
+        }
         if (n.kind === 'request_decided' && view) {
           await updateCards(recipient, view);
           return 'sent';
