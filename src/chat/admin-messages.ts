@@ -51,8 +51,15 @@ export function rolesPage(roles: Role[]): Form {
   ]);
 }
 
-/** The role form: every setting, durations written as `8h`; approvers with a user picker. */
-export function roleForm(role: Role | undefined, approverUsers: string[]): Form {
+/**
+ * The role form: every setting, durations written as `8h`; approvers with a user picker, and
+ * named (`otherApprovers`, kept on save) when the chat platform does not know them.
+ */
+export function roleForm(
+  role: Role | undefined,
+  approverUsers: string[],
+  otherApprovers: string[] = [],
+): Form {
   const settings = Object.entries(role?.settings ?? {})
     .filter(([key]) => key !== 'approvers')
     .map(
@@ -71,7 +78,17 @@ export function roleForm(role: Role | undefined, approverUsers: string[]): Form 
     title: role ? 'Edit role' : 'New role',
     submit: 'Save',
     subject: role?.name ?? '',
-    blocks: role ? [{ type: 'text', text: `*${role.name}*` }] : [],
+    blocks: [
+      ...(role ? [{ type: 'text' as const, text: `*${role.name}*` }] : []),
+      ...(otherApprovers.length > 0
+        ? [
+            {
+              type: 'context' as const,
+              text: `Also approvers, not found in this chat workspace (kept when you save): ${otherApprovers.join(', ')}`,
+            },
+          ]
+        : []),
+    ],
     inputs: [
       ...(role
         ? []

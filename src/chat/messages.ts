@@ -470,14 +470,15 @@ export function notificationMessage(
       return withActions(`Your extension of *${role}* is waiting for approval.`, cancel);
     case 'activation_approved':
       if (a?.status === 'approved') {
-        return withActions(`Your request for *${role}* is approved; it starts at ${when(a.startAt)}.`, [
-          cancelAction(a.id),
-        ]);
+        return withActions(
+          `Your request for *${role}* is approved; it starts at ${when(a.startAt)}.${approverNote(data)}`,
+          [cancelAction(a.id)],
+        );
       }
-      return plainMessage(`Your request for *${role}* is approved; granting it now.`);
+      return plainMessage(`Your request for *${role}* is approved; granting it now.${approverNote(data)}`);
     case 'extension_approved':
       return plainMessage(
-        `Your extension of *${role}* is approved${a?.endAt ? `; it now ends at ${when(a.endAt)}` : ''}.`,
+        `Your extension of *${role}* is approved${a?.endAt ? `; it now ends at ${when(a.endAt)}` : ''}.${approverNote(data)}`,
       );
     case 'activation_active':
     case 'activation_extended':
@@ -544,6 +545,12 @@ export function notificationMessage(
 }
 
 const cancelAction = (id: string): Action => ({ name: 'cancel', label: 'Cancel', value: id });
+
+/** The approver's comment (Approve with comment), for the requester to read; empty without one. */
+const approverNote = (data: Record<string, unknown>) =>
+  typeof data.comment === 'string' && data.comment.trim()
+    ? ` The approver wrote: “${data.comment.trim()}”`
+    : '';
 
 function withActions(text: string, actions: Action[]): Message {
   return { text: text.replace(/\*/g, ''), blocks: [{ type: 'text', text, actions }] };

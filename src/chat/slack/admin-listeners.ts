@@ -102,9 +102,8 @@ export function registerAdminListeners(app: App, ctx: SlackContext): void {
   adminButton(ACTION.adminRoleCreate, (_p, _v, args) => push(args, roleForm(undefined, [])));
   adminButton(ACTION.adminRoleEdit, async (_p, name, args) => {
     const role = await getRoleByName(ctx.db, name);
-    const named = await Promise.all(role.settings.approvers.map((e) => findPrincipalByEmail(ctx.db, e)));
-    const approvers = await ctx.identity.linkedUsers(named.filter((p) => p !== undefined));
-    return push(args, roleForm(role, approvers));
+    const { users, outside } = await approversInSlack(role.settings.approvers);
+    return push(args, roleForm(role, users, outside));
   });
   adminButton(ACTION.adminRoleArchive, async (person, name) => {
     await ctx.admin.archiveRole(person.actor, name);
@@ -126,6 +125,34 @@ export function registerAdminListeners(app: App, ctx: SlackContext): void {
     return activationsPage('Running activations', await running(), false);
   });
 
+  /**
+   * A role's approvers as Slack users for the picker (found by email and linked on the way, as
+   * their cards would be), and the emails Slack does not know, which the picker cannot show.
+   */
+  async function approversInSlack(emails: string[]): Promise<{ users: string[]; outside: string[] }> {
+    const found = await Promise.all(
+      emails.map(async (email) => {
+        const principal = await findPrincipalByEmail(ctx.db, email);
+        const user = principal && (await ctx.identity.slackUserOf(principal).catch(() => undefined));
+        return { email, user };
+      }),
+    );
+    return {
+      users: found.flatMap((f) => (f.user ? [f.user] : [])),
+      outside: found.flatMap((f) => (f.user ? [] : [f.email])),
+    };
+  }
+
+  /** Approvers with no Slack user linked: the picker could not show them, so a save keeps them. */
+  async function approversOutsideSlack(emails: string[]): Promise<string[]> {
+    const outside: string[] = [];
+    for (const email of emails) {
+      const principal = await findPrincipalByEmail(ctx.db, email);
+      if (!principal || (await ctx.identity.linkedUsers([principal])).length === 0) outside.push(email);
+    }
+    return outside;
+  }
+
   /** Slack user ids from a picker → emails, through the same identity check as everyone else. */
   async function emailsOf(users: string | undefined, teamId: string): Promise<string[]> {
     const ids = (users ?? '').split(',').filter(Boolean);
@@ -144,9 +171,17 @@ export function registerAdminListeners(app: App, ctx: SlackContext): void {
         try {
           person = await personOf(ctx, body.user.id, teamId);
           const settings = parseSettings(values.settings);
-          const approvers = await emailsOf(values.approvers, teamId);
+          const picked = await emailsOf(values.approvers, teamId);
+          const name = view.private_metadata || (values.name ?? '').trim();
+          // Editing: approvers the picker could not show stay (dropping them would hand the role's
+          // approvals to whoever else is left, or to the admins, without anyone choosing that).
+          const existing = view.private_metadata
+            ? await getRoleByName(ctx.db, name).catch(() => undefined)
+            : undefined;
+          const kept = existing ? await approversOutsideSlack(existing.settings.approvers) : [];
+          const approvers = [...new Set([...picked, ...kept])];
           await ctx.admin.saveRole(person.actor, {
-            name: view.private_metadata || (values.name ?? '').trim(),
+            name,
             description: values.description,
             scope: values.scope,
             provider: parseYaml(values.provider, 'provider') as { type: string },
@@ -210,6 +245,10 @@ function parseYaml(text: string | undefined, what: string): unknown {
   }
 }
 
+/** The one duration setting that may be zero, as in the policy file (the form shows it as `0m`). */
+const ZERO_ALLOWED = 'minActiveBeforeDeactivation';
+const ZERO = /^(?:0+(?:m|min|h|d)?|PT?0+[MHD])$/i;
+
 /** Settings as written in the dialog (policy-file style): durations like `8h` become minutes. */
 function parseSettings(text: string | undefined): Record<string, unknown> {
   const raw = parseYaml(text, 'settings');
@@ -218,7 +257,7 @@ function parseSettings(text: string | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(raw)) {
     if (DURATION_SETTINGS.has(key) && typeof value === 'string') {
-      const minutes = parseDuration(value);
+      const minutes = key === ZERO_ALLOWED && ZERO.test(value.trim()) ? 0 : parseDuration(value);
       if (minutes === undefined) throw invalid(`${key}: "${value}" is not a duration (${DURATION_HINT})`);
       out[key] = minutes;
     } else out[key] = value;
