@@ -1,0 +1,147 @@
+/**
+ * Measurements from inside the server under test, loaded into its process with
+ * `node --import ./bench/probe.ts` (the Slack bench sets NODE_OPTIONS); nothing in src/ knows.
+ *
+ * - the event loop's delay (how late a 1 ms timer fires: how long the loop was kept busy);
+ * - server-side ack time: from the request's headers being parsed to the response's end
+ *   (`http.server.request.start` → `http.server.response.finish` diagnostics channels);
+ * - PGlite, when the process uses it: statements run, protocol messages sent (PGlite takes each
+ *   in one `execProtocolRawSync` call) and the time spent inside those calls, synchronously on
+ *   the main thread (WASM and the JS it calls back).
+ *
+ * BENCH_PROBE_SQL=1 adds the statements by SQL text (the protocol's Parse or Query message).
+ *
+ * On SIGUSR2 it appends one JSON line with everything since the previous signal to
+ * BENCH_PROBE_FILE and starts over. BENCH_PROBE_YIELD is an experiment, not a measurement of
+ * Elevate as shipped: `statement` makes every PGlite statement first wait for a turn of the event
+ * loop (setImmediate), so requests that arrived meanwhile are read and acked between statements;
+ * `message` does so before every protocol message (about six per statement).
+ */
+import { subscribe } from 'node:diagnostics_channel';
+import { appendFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+
+const file = process.env.BENCH_PROBE_FILE;
+const loop = monitorEventLoopDelay({ resolution: 1 });
+loop.enable();
+
+let acks: number[] = [];
+const started = new WeakMap<IncomingMessage, number>();
+subscribe('http.server.request.start', (message) => {
+  const { request } = message as { request: IncomingMessage };
+  if (request.method === 'POST') started.set(request, performance.now());
+});
+subscribe('http.server.response.finish', (message) => {
+  const { request } = message as { request: IncomingMessage; response: ServerResponse };
+  const at = started.get(request);
+  if (at !== undefined) acks.push(performance.now() - at);
+});
+
+/** Protocol messages sent to PGlite (one call each: Parse, Bind, Describe, Execute, Sync…). */
+let calls = 0;
+/** Statements: Parse (extended protocol) or Query (simple protocol) messages. */
+let statements = 0;
+/** Time inside those calls (WASM, and the JS it calls back), synchronous on the main thread. */
+let statementMs = 0;
+let statementMax = 0;
+/** BENCH_PROBE_SQL=1: calls and time per SQL text (from the protocol's Parse or Query message). */
+const bySql =
+  process.env.BENCH_PROBE_SQL === '1' ? new Map<string, { calls: number; ms: number }>() : undefined;
+const decoder = new TextDecoder();
+const PARSE = 0x50;
+const QUERY = 0x51;
+
+/** The SQL text of the first Parse ('P') or Query ('Q') message in a protocol buffer. */
+function sqlOf(bytes: unknown): string {
+  if (!(bytes instanceof Uint8Array)) return '(not bytes)';
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const types: string[] = [];
+  for (let at = 0; at + 5 <= bytes.length; ) {
+    const type = String.fromCharCode(bytes[at] as number);
+    const length = view.getInt32(at + 1);
+    types.push(type);
+    if (type === 'P' || type === 'Q') {
+      let start = at + 5;
+      if (type === 'P') start = bytes.indexOf(0, start) + 1; // skip the statement name
+      const end = bytes.indexOf(0, start);
+      return decoder.decode(bytes.subarray(start, end)).replace(/\s+/g, ' ').slice(0, 160);
+    }
+    at += 1 + length;
+  }
+  return `(${types.join('')})`;
+}
+let pglite = 'not loaded';
+try {
+  // The same module instance as the server's (resolved from this repository's node_modules).
+  const { PGlite } = (await import('@electric-sql/pglite')) as unknown as {
+    PGlite: { prototype: Record<string, unknown> };
+  };
+  const proto = PGlite.prototype as Record<string, (...args: unknown[]) => unknown>;
+  const rawSync = proto.execProtocolRawSync;
+  const raw = proto.execProtocolRaw;
+  if (typeof rawSync === 'function') {
+    pglite = 'instrumented';
+    proto.execProtocolRawSync = function (this: unknown, ...args: unknown[]) {
+      const t = performance.now();
+      try {
+        return rawSync.apply(this, args);
+      } finally {
+        const d = performance.now() - t;
+        const first = args[0] instanceof Uint8Array ? args[0][0] : undefined;
+        calls++;
+        if (first === PARSE || first === QUERY) statements++;
+        statementMs += d;
+        if (d > statementMax) statementMax = d;
+        if (bySql) {
+          const key = sqlOf(args[0]);
+          const entry = bySql.get(key) ?? { calls: 0, ms: 0 };
+          entry.calls++;
+          entry.ms += d;
+          bySql.set(key, entry);
+        }
+      }
+    };
+  }
+  const yieldMode = process.env.BENCH_PROBE_YIELD;
+  if ((yieldMode === 'message' || yieldMode === 'statement') && typeof raw === 'function') {
+    pglite += `, yielding before each ${yieldMode}`;
+    proto.execProtocolRaw = async function (this: unknown, ...args: unknown[]) {
+      const first = args[0] instanceof Uint8Array ? args[0][0] : undefined;
+      // A statement starts with Parse ('P', extended protocol) or Query ('Q', simple protocol).
+      if (yieldMode === 'message' || first === PARSE || first === QUERY) {
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      return raw.apply(this, args);
+    };
+  }
+} catch (error) {
+  pglite = `not instrumented (${error instanceof Error ? error.message : String(error)})`;
+}
+
+let since = performance.now();
+process.on('SIGUSR2', () => {
+  const now = performance.now();
+  const sorted = acks.sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)] ?? null;
+  const line = {
+    seconds: (now - since) / 1000,
+    loopDelayMs: { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 },
+    serverAckMs: { n: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted.at(-1) ?? null },
+    pglite,
+    calls,
+    statements,
+    statementMs,
+    statementMaxMs: statementMax,
+    ...(bySql ? { bySql: [...bySql].sort((a, b) => b[1].ms - a[1].ms).slice(0, 40) } : {}),
+  };
+  if (file) appendFileSync(file, `${JSON.stringify(line)}\n`);
+  loop.reset();
+  acks = [];
+  calls = 0;
+  statements = 0;
+  statementMs = 0;
+  statementMax = 0;
+  bySql?.clear();
+  since = now;
+});
