@@ -68,20 +68,13 @@ export function registerApprovalListeners(app: App, ctx: SlackContext): void {
     [VIEW.deny, 'deny'],
   ] as const) {
     app.view(callbackId, async (args) => {
-      const { body, view } = args;
+      const { view } = args;
       const id = view.private_metadata;
       const comment = formValues(view.state).comment ?? '';
-      const person = await personOf(ctx, body.user.id, body.user.team_id ?? body.team?.id ?? '').catch(
-        (e) => e as Error,
-      );
-      if (person instanceof Error) {
-        await args.ack({ response_action: 'errors', errors: { [BLOCK.comment]: explain(ctx, person) } });
-        return;
-      }
       await submitForm(
         ctx,
         args,
-        async () => {
+        async (person) => {
           try {
             if (verdict === 'deny')
               await ctx.activations.deny({ actor: person.actor, activationId: id, comment });

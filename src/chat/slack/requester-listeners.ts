@@ -36,10 +36,18 @@ const ephemeral = (message: Message) => ({
 export async function submitForm(
   ctx: SlackContext,
   args: ViewArgs,
-  work: () => Promise<void>,
+  work: (person: Person) => Promise<void>,
   errorBlock: (error: ElevateError) => string,
 ): Promise<void> {
-  const running = work().then(
+  // Who submitted, decided on the server: someone we cannot resolve hears why on the form.
+  const { user, team } = args.body;
+  const person = await personOf(ctx, user.id, user.team_id ?? team?.id ?? '').catch((e) => e as Error);
+  if (person instanceof Error) {
+    const error = person instanceof ElevateError ? person : new ElevateError('unavailable', '');
+    await args.ack({ response_action: 'errors', errors: { [errorBlock(error)]: explain(ctx, person) } });
+    return;
+  }
+  const running = work(person).then(
     () => undefined,
     (error: unknown) => error,
   );
@@ -218,20 +226,13 @@ export function registerRequesterListeners(app: App, ctx: SlackContext): void {
   });
 
   app.view(VIEW.activate, async (args) => {
-    const { body, view } = args;
+    const { view } = args;
     const values = formValues(view.state);
     const roleName = view.private_metadata;
-    const person = await personOf(ctx, body.user.id, body.user.team_id ?? body.team?.id ?? '').catch(
-      (e) => e as Error,
-    );
-    if (person instanceof Error) {
-      await args.ack({ response_action: 'errors', errors: { [BLOCK.duration]: explain(ctx, person) } });
-      return;
-    }
     await submitForm(
       ctx,
       args,
-      async () => {
+      async (person) => {
         await ctx.activations.requestActivation({
           actor: person.actor,
           roleName,
@@ -247,19 +248,12 @@ export function registerRequesterListeners(app: App, ctx: SlackContext): void {
   });
 
   app.view(VIEW.extend, async (args) => {
-    const { body, view } = args;
+    const { view } = args;
     const values = formValues(view.state);
-    const person = await personOf(ctx, body.user.id, body.user.team_id ?? body.team?.id ?? '').catch(
-      (e) => e as Error,
-    );
-    if (person instanceof Error) {
-      await args.ack({ response_action: 'errors', errors: { [BLOCK.duration]: explain(ctx, person) } });
-      return;
-    }
     await submitForm(
       ctx,
       args,
-      async () => {
+      async (person) => {
         try {
           await ctx.activations.extend({
             actor: person.actor,
