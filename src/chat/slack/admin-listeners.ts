@@ -163,13 +163,11 @@ export function registerAdminListeners(app: App, ctx: SlackContext): void {
     const { body, view } = args;
     const values = formValues(view.state);
     const teamId = body.user.team_id ?? body.team?.id ?? '';
-    let person: Person | undefined;
     await submitForm(
       ctx,
       args,
-      async () => {
+      async (person) => {
         try {
-          person = await personOf(ctx, body.user.id, teamId);
           const settings = parseSettings(values.settings);
           const picked = await emailsOf(values.approvers, teamId);
           const name = view.private_metadata || (values.name ?? '').trim();
@@ -204,13 +202,11 @@ export function registerAdminListeners(app: App, ctx: SlackContext): void {
       const { body, view } = args;
       const values = formValues(view.state);
       const teamId = body.user.team_id ?? body.team?.id ?? '';
-      let person: Person | undefined;
       await submitForm(
         ctx,
         args,
-        async () => {
+        async (person) => {
           try {
-            person = await personOf(ctx, body.user.id, teamId);
             const [email] = await emailsOf(values.users, teamId);
             if (!email) throw invalid('Pick a person.', 'users');
             await ctx.admin[op](person.actor, {
