@@ -41,7 +41,7 @@ export function rolesPage(roles: Role[]): Form {
     ...roles.map(
       (r): Block => ({
         type: 'text',
-        text: `*${r.name}* (${r.providerType})${r.scope ? ` — ${r.scope}` : ''}\nmax ${formatDuration(r.settings.maxDuration)}, ${r.settings.requireApproval ? 'approval required' : 'no approval'}`,
+        text: `*${r.name}* (${r.providerType})${r.scope ? ` — ${r.scope}` : ''}\nmax ${formatDuration(r.settings.maxDuration)}, ${r.settings.requireApproval ? 'approval required' : 'no approval'}${r.settings.requireMfa ? ', MFA to activate' : ''}${r.settings.requireMfaToApprove ? ', MFA to approve' : ''}`,
         actions: [
           { name: 'adminRoleEdit', label: 'Edit', value: r.name },
           { name: 'adminRoleArchive', label: 'Archive', value: r.name, style: 'danger' },

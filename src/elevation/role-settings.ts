@@ -32,7 +32,9 @@ const settingsShape = z
     approvers: z.array(email).default([]),
     approvalsRequired: z.number().int().min(1).default(1),
     approvalTimeout: minutes.default(DAY),
-    requireMfaOnActivation: z.boolean().default(false),
+    /** Step-up sign-in with the identity provider before a request is submitted. */
+    requireMfa: z.boolean().default(false),
+    /** The same step-up for an approver before an approve or deny counts. */
     requireMfaToApprove: z.boolean().default(false),
     allowCustomStart: z.boolean().default(true),
     allowPermanentEligibility: z.boolean().default(true),

@@ -16,7 +16,7 @@ test('the defaults are PIM’s', () => {
     requireApproval: false,
     approvalsRequired: 1,
     approvalTimeout: 1440,
-    requireMfaOnActivation: false,
+    requireMfa: false,
     requireMfaToApprove: false,
     allowCustomStart: true,
     allowPermanentEligibility: true,
