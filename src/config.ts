@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { checkStepUpEnv, stepUpEnv } from './auth/step-up-env.ts';
 import { slackChatEnv } from './chat/slack/slack-env.ts';
 import { DURATION_HINT, parseDuration } from './elevation/duration.ts';
 import { entraEnv } from './grants/entra/entra-env.ts';
@@ -55,7 +56,9 @@ const envSchema = z
   // Sections owned by the parts that use them: a provider or platform brings its variables.
   .extend(slackEnv.shape)
   .extend(slackChatEnv.shape)
-  .extend(entraEnv.shape);
+  .extend(entraEnv.shape)
+  .extend(stepUpEnv.shape)
+  .superRefine(checkStepUpEnv);
 
 /** The validated configuration. */
 export type Config = z.output<typeof envSchema>;

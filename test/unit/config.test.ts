@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest';
+import { stepUpSettings } from '../../src/auth/step-up-env.ts';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 
 /** The ConfigError `loadConfig(env)` throws, or a failure when it throws none. */
@@ -90,5 +91,53 @@ describe('loadConfig', () => {
     } catch (error) {
       expect((error as ConfigError).message).toBe((error as ConfigError).lines.join('\n'));
     }
+  });
+  describe('step-up MFA', () => {
+    const complete = {
+      PUBLIC_URL: 'https://elevate.example.com/',
+      OIDC_ISSUER: 'https://login.example.com/tenant/v2.0',
+      OIDC_CLIENT_ID: 'elevate',
+      OIDC_CLIENT_SECRET: 's3cret-value',
+    };
+
+    test('off when none is set; remember window 0 by default', () => {
+      const config = loadConfig({});
+      expect(stepUpSettings(config)).toBeUndefined();
+      expect(config.ELEVATE_STEP_UP_REMEMBER_MINUTES).toBe(0);
+    });
+
+    test('on when all four are set; the public URL loses its trailing slash', () => {
+      expect(
+        stepUpSettings(
+          loadConfig({ ...complete, OIDC_ACR_VALUES: 'mfa  phr', ELEVATE_STEP_UP_REMEMBER_MINUTES: '5' }),
+        ),
+      ).toEqual({
+        publicUrl: 'https://elevate.example.com',
+        issuer: 'https://login.example.com/tenant/v2.0',
+        clientId: 'elevate',
+        clientSecret: 's3cret-value',
+        acrValues: ['mfa', 'phr'],
+        rememberMinutes: 5,
+      });
+    });
+
+    test('half a configuration names what is missing', () => {
+      expect(problems({ OIDC_ISSUER: complete.OIDC_ISSUER, OIDC_CLIENT_ID: 'elevate' })).toEqual([
+        'config: PUBLIC_URL: is needed for step-up MFA, since OIDC_ISSUER, OIDC_CLIENT_ID are set',
+        'config: OIDC_CLIENT_SECRET: is needed for step-up MFA, since OIDC_ISSUER, OIDC_CLIENT_ID are set',
+      ]);
+    });
+
+    test('plain http only on this machine; a bad remember window is named', () => {
+      expect(problems({ ...complete, OIDC_ISSUER: 'http://idp.example.com' })).toEqual([
+        'config: OIDC_ISSUER="http://idp.example.com": must use https (plain http is allowed only for localhost and 127.0.0.1, for development)',
+      ]);
+      expect(
+        stepUpSettings(loadConfig({ ...complete, PUBLIC_URL: 'http://127.0.0.1:3000' }))?.publicUrl,
+      ).toBe('http://127.0.0.1:3000');
+      expect(problems({ ELEVATE_STEP_UP_REMEMBER_MINUTES: '90' })).toEqual([
+        'config: ELEVATE_STEP_UP_REMEMBER_MINUTES="90": may be at most 60 (a step-up is meant to be fresh)',
+      ]);
+    });
   });
 });
