@@ -7,7 +7,8 @@ export type ErrorCode =
   | 'not_found' // the named thing does not exist (or is archived)
   | 'forbidden' // this actor may not do this
   | 'conflict' // the state moved on (already decided, already open, not active any more)
-  | 'unavailable'; // a dependency (database, provider) failed; safe to retry
+  | 'unavailable' // a dependency (database, provider) failed; safe to retry
+  | 'step_up_needed'; // nothing happened yet: the person must verify their identity first (StepUpNeeded)
 
 /** An error whose message can be shown to a person as it is. */
 export class ElevateError extends Error {

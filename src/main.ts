@@ -1,4 +1,6 @@
 import { readFile } from 'node:fs/promises';
+import { stepUpSettings } from './auth/step-up-env.ts';
+import { createStepUpRoutes } from './auth/step-up-routes.ts';
 import { createSlackPlatform } from './chat/slack/slack-platform.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type { Config } from './config.ts';
@@ -7,6 +9,8 @@ import { createActivationService } from './elevation/activation-service.ts';
 import { SYSTEM } from './elevation/actor.ts';
 import { createAdminService } from './elevation/admin-service.ts';
 import { createReminderService } from './elevation/reminder-service.ts';
+import { listRoles } from './elevation/role-repository.ts';
+import { createStepUpService } from './elevation/step-up-service.ts';
 import { createProviderRegistry, type ProviderCall } from './grants/registry.ts';
 import { createDatabaseReadiness, createHttpServer, type Route } from './http/server.ts';
 import { createNotificationDelivery } from './jobs/deliver-notifications.ts';
@@ -33,10 +37,17 @@ export function createServices(deps: {
   const { db, clock } = deps;
   // Providers switch on from the environment; each call is observed (logs, metrics).
   const providers = createProviderRegistry({ env: deps.env ?? process.env, observe: deps.observe });
-  const activations = createActivationService({ db, providers, clock });
+  // Step-up MFA: links point at PUBLIC_URL; without it, roles that require MFA are refused.
+  const stepUp = stepUpSettings(deps.config);
+  const stepUps = createStepUpService({
+    db,
+    clock,
+    options: { publicUrl: stepUp?.publicUrl, rememberMinutes: stepUp?.rememberMinutes ?? 0 },
+  });
+  const activations = createActivationService({ db, providers, clock, stepUps });
   const admin = createAdminService({ db, providers, clock, settle: activations.settle });
   const policy = createPolicyService({ db, providers, clock, admin });
-  return { providers, activations, admin, policy };
+  return { providers, activations, admin, policy, stepUps };
 }
 
 /** The services of one process. */
@@ -87,6 +98,29 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
     });
     const platforms = [slack].filter((p) => p !== undefined);
     const routes: Route[] = platforms.flatMap((p) => p.routes);
+    const stepUp = stepUpSettings(config);
+    if (stepUp) {
+      routes.push(
+        ...createStepUpRoutes({
+          db: database.db,
+          clock: systemClock,
+          log,
+          settings: stepUp,
+          stepUps: services.stepUps,
+          activations,
+        }),
+      );
+      log.info(`step-up MFA on (${stepUp.issuer}; redirect URI ${stepUp.publicUrl}/auth/callback)`);
+    } else {
+      const mfaRoles = (await listRoles(database.db)).filter(
+        (r) => r.settings.requireMfa || r.settings.requireMfaToApprove,
+      );
+      if (mfaRoles.length > 0) {
+        log.warn(
+          `roles ${mfaRoles.map((r) => r.name).join(', ')} require MFA, but step-up MFA is not configured (PUBLIC_URL, OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET): their requests and decisions are refused`,
+        );
+      }
+    }
     if (platforms.length === 0) {
       log.warn(
         'no chat platform configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET for Slack, or TEAMS_CLIENT_ID, TEAMS_CLIENT_SECRET and TEAMS_TENANT_ID for Teams; serving health, metrics and the CLI-managed core',

@@ -2,6 +2,7 @@ import type { ActivationView } from '../elevation/activation-repository.ts';
 import type { Access } from '../elevation/activation-service.ts';
 import { formatDuration, MINUTE_MS } from '../elevation/duration.ts';
 import type { Role } from '../elevation/role-repository.ts';
+import type { StepUpLink } from '../elevation/step-up-service.ts';
 
 /**
  * Platform-neutral messages: what Elevate says and which buttons and fields it offers, built
@@ -45,7 +46,9 @@ export type Block =
   | { type: 'fields'; fields: [label: string, value: string][] }
   | { type: 'context'; text: string }
   | { type: 'divider' }
-  | { type: 'actions'; actions: Action[] };
+  | { type: 'actions'; actions: Action[] }
+  /** A button that opens `url` in the browser (no click comes back to the bot). */
+  | { type: 'link'; label: string; url: string };
 
 /** A message: `text` is the one-line summary (notifications, screen readers). */
 export interface Message {
@@ -191,12 +194,32 @@ export function helpMessage(problem?: string): Message {
     '`/elevate approvals` — requests waiting for your decision',
     '`/elevate admin` — roles, eligibility, assignments, audit (admins)',
     '`/elevate help` — this help',
+    'Roles that require MFA send you to *Verify your identity*: sign in again with your identity provider, and the request or decision goes through.',
   ];
   return {
     text: problem ?? 'Elevate commands',
     blocks: [
       ...(problem ? [{ type: 'text' as const, text: problem }] : []),
       { type: 'text', text: lines.join('\n') },
+    ],
+  };
+}
+
+/**
+ * The answer when an action waits for a step-up (the core's StepUpNeeded): why, and a
+ * *Verify your identity* link button to the one-time URL. The chat card updates once it is done.
+ */
+export function stepUpMessage(link: StepUpLink): Message {
+  const what =
+    link.purpose.kind === 'activation'
+      ? `Your request for *${link.purpose.roleName}* needs`
+      : `${link.purpose.verdict === 'approve' ? 'Approving' : 'Denying'} this request needs`;
+  const text = `${what} a fresh sign-in with MFA. The link works once, until ${when(link.expiresAt)}.`;
+  return {
+    text: `${text.replace(/\*/g, '')} ${link.url}`,
+    blocks: [
+      { type: 'text', text },
+      { type: 'link', label: 'Verify your identity', url: link.url },
     ],
   };
 }

@@ -5,3 +5,4 @@ export * from '../elevation/activation.sql.ts';
 export * from '../elevation/notification.sql.ts';
 export * from '../elevation/principal.sql.ts';
 export * from '../elevation/role.sql.ts';
+export * from '../elevation/step-up.sql.ts';

@@ -35,12 +35,15 @@ import { listAdmins, listChatIdentities } from './principal-repository.ts';
 import { type Notice, recordActivationChange } from './record.ts';
 import { eligibilities, roles } from './role.sql.ts';
 import { findEligibility, getRoleByName, namedApproverIds, type Role } from './role-repository.ts';
+import { createStepUpService, type StepUpService } from './step-up-service.ts';
 
 /** What the activation service needs from the outside. */
 export interface ActivationDeps {
   db: Db;
   providers: ProviderRegistry;
   clock: Clock;
+  /** Step-up MFA for roles that require it; without it such actions are refused, never let through. */
+  stepUps?: StepUpService;
 }
 
 /** A principal's board: what they may activate, what runs, what waits. */
@@ -65,6 +68,8 @@ const at = (date: Date) => date.toISOString().replace(/\.\d{3}Z$/, 'Z');
  */
 export function createActivationService(deps: ActivationDeps) {
   const { db, providers, clock } = deps;
+  const stepUps =
+    deps.stepUps ?? createStepUpService({ db, clock, options: { publicUrl: undefined, rememberMinutes: 0 } });
 
   /** Who may decide on requests for this role, never including the requester. */
   async function approversFor(tx: Db, role: Role, requesterId: string): Promise<string[]> {
@@ -230,13 +235,16 @@ export function createActivationService(deps: ActivationDeps) {
 
     /**
      * Requests an activation of `roleName`. Without approval it starts at once (or is scheduled);
-     * with approval it waits, and each approver is notified.
+     * with approval it waits, and each approver is notified. A role with `requireMfa` throws
+     * StepUpNeeded instead (nothing is written) unless `stepUp` names the requester's step-up
+     * just verified for it, or a fresh one is remembered.
      */
     async requestActivation(
-      input: { actor: Actor; roleName: string } & ActivationAsk,
+      input: { actor: Actor; roleName: string; stepUp?: string } & ActivationAsk,
     ): Promise<ActivationView> {
       const requesterId = requireRequester(input.actor);
       const now = clock();
+      // The new activation's id, or null when a step-up must come first.
       const id = await runTx(async (tx) => {
         const role = await getRoleByName(tx, input.roleName);
         const eligibility = checkEligible(role, await findEligibility(tx, requesterId, role.id), now);
@@ -259,6 +267,9 @@ export function createActivationService(deps: ActivationDeps) {
             );
           }
         }
+        // Checked last, so the person never signs in again only to hear that the request is wrong.
+        const proof = { kind: 'activation', roleName: role.name } as const;
+        if (s.requireMfa && !(await stepUps.satisfied(tx, requesterId, input.stepUp, proof))) return null;
         const status = s.requireApproval ? 'pending_approval' : statusOnceApproved(checked.startAt, now);
         const activation = await insertActivation(
           tx,
@@ -308,6 +319,14 @@ export function createActivationService(deps: ActivationDeps) {
         });
         return activation.id;
       });
+      if (id === null) {
+        const { actor: _, roleName, stepUp: __, ...ask } = input;
+        throw await stepUps.demand(requesterId, {
+          kind: 'activation',
+          roleName,
+          ask: { ...ask, startAt: ask.startAt?.toISOString() },
+        });
+      }
       return settle(id);
     },
 
@@ -338,8 +357,16 @@ export function createActivationService(deps: ActivationDeps) {
       return view;
     },
 
-    /** An approver approves; the request moves on once the role's quorum is reached. */
-    async approve(input: { actor: Actor; activationId: string; comment?: string }): Promise<ApprovalOutcome> {
+    /**
+     * An approver approves; the request moves on once the role's quorum is reached. With
+     * `requireMfaToApprove`, StepUpNeeded unless `stepUp` (or a remembered one) covers it.
+     */
+    async approve(input: {
+      actor: Actor;
+      activationId: string;
+      comment?: string;
+      stepUp?: string;
+    }): Promise<ApprovalOutcome> {
       const now = clock();
       const result = await runTx(async (tx) => {
         const view = await lockPending(tx, input.activationId, now);
@@ -357,6 +384,12 @@ export function createActivationService(deps: ActivationDeps) {
             `You already approved this request; it needs ${a.approvalsRequired - decided.length} more approval(s).`,
           );
         }
+        const proof = { kind: 'decision', activationId: a.id } as const;
+        if (
+          view.role.settings.requireMfaToApprove &&
+          !(await stepUps.satisfied(tx, approverId, input.stepUp, proof))
+        )
+          return { stepUpFor: approverId };
         await tx.insert(decisions).values({
           activationId: a.id,
           approverId,
@@ -404,6 +437,14 @@ export function createActivationService(deps: ActivationDeps) {
         return { outcome: 'approved' as const, missing: 0 };
       });
       if (result.expired !== undefined) throw conflict(result.expired);
+      if (result.stepUpFor !== undefined) {
+        throw await stepUps.demand(result.stepUpFor, {
+          kind: 'decision',
+          activationId: input.activationId,
+          verdict: 'approve',
+          comment: input.comment,
+        });
+      }
       const view = await settle(input.activationId);
       const parentId = view.activation.extendsId;
       if (result.outcome === 'approved' && parentId) await syncEnd(parentId);
@@ -414,18 +455,32 @@ export function createActivationService(deps: ActivationDeps) {
       };
     },
 
-    /** An approver denies, with the reason the requester will read; the first decision wins. */
-    async deny(input: { actor: Actor; activationId: string; comment: string }): Promise<ActivationView> {
+    /**
+     * An approver denies, with the reason the requester will read; the first decision wins.
+     * With `requireMfaToApprove`, StepUpNeeded unless `stepUp` (or a remembered one) covers it.
+     */
+    async deny(input: {
+      actor: Actor;
+      activationId: string;
+      comment: string;
+      stepUp?: string;
+    }): Promise<ActivationView> {
       const now = clock();
       const reason = cleanText(input.comment);
-      const expired = await runTx(async (tx) => {
+      const stopped = await runTx(async (tx) => {
         const view = await lockPending(tx, input.activationId, now);
-        if (typeof view === 'string') return view;
+        if (typeof view === 'string') return { expired: view };
         const a = view.activation;
         const approvers = await approversFor(tx, view.role, a.principalId);
         const approverId = checkApprover(view.role, input.actor.principalId, a.principalId, approvers);
         if (!reason) throw invalid('Say why you deny the request; the requester will read it.', 'comment');
         if (reason.length > 500) throw invalid('The reason may be at most 500 characters.', 'comment');
+        const proof = { kind: 'decision', activationId: a.id } as const;
+        if (
+          view.role.settings.requireMfaToApprove &&
+          !(await stepUps.satisfied(tx, approverId, input.stepUp, proof))
+        )
+          return { stepUpFor: approverId };
         await tx
           .insert(decisions)
           .values({ activationId: a.id, approverId, verdict: 'deny', comment: reason, decidedAt: now })
@@ -451,7 +506,15 @@ export function createActivationService(deps: ActivationDeps) {
           ],
         });
       });
-      if (expired) throw conflict(expired);
+      if (stopped?.expired !== undefined) throw conflict(stopped.expired);
+      if (stopped?.stepUpFor !== undefined) {
+        throw await stepUps.demand(stopped.stepUpFor, {
+          kind: 'decision',
+          activationId: input.activationId,
+          verdict: 'deny',
+          comment: reason,
+        });
+      }
       return getActivation(db, input.activationId);
     },
 

@@ -1,4 +1,4 @@
-import { eq, inArray } from 'drizzle-orm';
+import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
 import { invalid } from '../errors.ts';
 import { chatIdentities, principals } from './principal.sql.ts';
@@ -52,4 +52,32 @@ export async function listChatIdentities(db: Db, principalId: string) {
     })
     .from(chatIdentities)
     .where(eq(chatIdentities.principalId, principalId));
+}
+
+/**
+ * The principal behind a Microsoft Entra object id (an ID token's `oid`): the account mapping
+ * `accounts.entra`, or a Teams identity linked in that tenant (`tid`).
+ */
+export async function findPrincipalByObjectId(
+  db: Db,
+  objectId: string,
+  tenant: string | undefined,
+): Promise<Principal | undefined> {
+  const [mapped] = await db
+    .select()
+    .from(principals)
+    .where(sql`${principals.accounts} ->> 'entra' = ${objectId}`);
+  if (mapped || !tenant) return mapped;
+  const [linked] = await db
+    .select({ principal: principals })
+    .from(chatIdentities)
+    .innerJoin(principals, eq(principals.id, chatIdentities.principalId))
+    .where(
+      and(
+        eq(chatIdentities.platform, 'teams'),
+        eq(chatIdentities.tenant, tenant),
+        eq(chatIdentities.externalId, objectId),
+      ),
+    );
+  return linked?.principal;
 }

@@ -12,7 +12,8 @@ export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => void |
 
 /**
  * One entry of the route table. Chat platforms mount theirs here (`POST /slack/events`,
- * `POST /api/messages`); paths match exactly, without the query string.
+ * `POST /api/messages`); paths match exactly, without the query string. A path ending in `/*`
+ * matches one more segment (`/auth/step-up/*` → `/auth/step-up/<id>`), and metrics name the pattern.
  */
 export interface Route {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -131,12 +132,13 @@ export function createHttpServer(deps: {
     const started = process.hrtime.bigint();
     const method = req.method ?? 'GET';
     const path = (req.url ?? '/').split('?')[0] ?? '/';
-    const byMethod = table.get(path);
+    const pattern = table.has(path) ? path : path.replace(/\/[^/]+$/, '/*');
+    const byMethod = table.get(pattern);
     const handler = byMethod?.get(method);
     res.on('finish', () => {
       metrics.observeRequest({
         method,
-        route: byMethod ? path : 'unmatched',
+        route: byMethod ? pattern : 'unmatched',
         status: res.statusCode,
         seconds: Number(process.hrtime.bigint() - started) / 1e9,
       });

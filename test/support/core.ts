@@ -5,6 +5,7 @@ import { type Actor, cliActor, principalActor } from '../../src/elevation/actor.
 import { createAdminService, type RoleInput } from '../../src/elevation/admin-service.ts';
 import { MINUTE_MS } from '../../src/elevation/duration.ts';
 import { ensurePrincipal } from '../../src/elevation/principal-repository.ts';
+import { createStepUpService, type StepUpOptions } from '../../src/elevation/step-up-service.ts';
 import type { GrantProvider, GrantTarget } from '../../src/grants/grant-provider.ts';
 import { createProviderRegistry, PROVIDERS } from '../../src/grants/registry.ts';
 
@@ -47,8 +48,15 @@ export function createRecordingProvider(type = 'recording') {
   };
 }
 
-/** The core services on a test database, with a clock the test moves. */
-export function createCore(db: Db, start = new Date('2026-06-01T09:00:00Z')) {
+/**
+ * The core services on a test database, with a clock the test moves. Step-up MFA is off unless
+ * `stepUp` says where links point (as PUBLIC_URL does in production).
+ */
+export function createCore(
+  db: Db,
+  start = new Date('2026-06-01T09:00:00Z'),
+  stepUp: StepUpOptions = { publicUrl: undefined, rememberMinutes: 0 },
+) {
   let now = start;
   const clock = () => now;
   const recording = createRecordingProvider();
@@ -59,7 +67,8 @@ export function createCore(db: Db, start = new Date('2026-06-01T09:00:00Z')) {
       { type: 'recording', roleConfig: z.object({}).strict(), create: () => recording.provider },
     ],
   });
-  const activations = createActivationService({ db, providers, clock });
+  const stepUps = createStepUpService({ db, clock, options: stepUp });
+  const activations = createActivationService({ db, providers, clock, stepUps });
   const admin = createAdminService({ db, providers, clock, settle: activations.settle });
   const cli = cliActor('test');
   return {
@@ -67,6 +76,7 @@ export function createCore(db: Db, start = new Date('2026-06-01T09:00:00Z')) {
     clock,
     providers,
     recording,
+    stepUps,
     activations,
     admin,
     cli,
