@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { and, eq, gt, isNotNull, isNull } from 'drizzle-orm';
+import { and, eq, gt, isNull } from 'drizzle-orm';
 import { appendAudit } from '../audit/audit-log.ts';
 import type { Clock } from '../clock.ts';
 import type { Db, Tx } from '../db/client.ts';
@@ -54,8 +54,18 @@ export type StepUpRefusal = { refused: string; stepUp?: StepUp };
 
 const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
 
+/** Whether a step-up was made for the action now asking for it. */
+function samePurpose(
+  purpose: StepUpPurpose,
+  expected: { kind: 'activation'; roleName: string } | { kind: 'decision'; activationId: string },
+): boolean {
+  if (purpose.kind === 'activation')
+    return expected.kind === 'activation' && purpose.roleName === expected.roleName;
+  return expected.kind === 'decision' && purpose.activationId === expected.activationId;
+}
+
 /** The step-up's own words for what it lets happen. */
-export function purposeText(purpose: StepUpPurpose): string {
+function purposeText(purpose: StepUpPurpose): string {
   if (purpose.kind === 'activation') return `Your request for ${purpose.roleName}`;
   return purpose.verdict === 'approve' ? 'Approving this request' : 'Denying this request';
 }
@@ -93,27 +103,26 @@ export function createStepUpService(deps: { db: Db; clock: Clock; options: StepU
     ): Promise<boolean> {
       const now = clock();
       if (proof) {
-        const [used] = await tx
-          .update(stepUps)
-          .set({ usedAt: now })
+        // The proof must be this principal's, verified, fresh, unused, and for this very action;
+        // then it is consumed by a conditional update (two callers cannot both use it).
+        const [row] = await tx
+          .select()
+          .from(stepUps)
           .where(
             and(
               eq(stepUps.id, proof),
               eq(stepUps.principalId, principalId),
-              isNotNull(stepUps.verifiedAt),
               isNull(stepUps.usedAt),
               gt(stepUps.verifiedAt, new Date(now.getTime() - STEP_UP_FRESH_MINUTES * MINUTE_MS)),
             ),
-          )
-          .returning();
-        const p = used?.purpose;
-        if (p && p.kind === expected.kind) {
-          if (p.kind === 'activation' && expected.kind === 'activation')
-            return p.roleName === expected.roleName;
-          if (p.kind === 'decision' && expected.kind === 'decision')
-            return p.activationId === expected.activationId;
-        }
-        return false;
+          );
+        if (!row || !samePurpose(row.purpose, expected)) return false;
+        const [used] = await tx
+          .update(stepUps)
+          .set({ usedAt: now })
+          .where(and(eq(stepUps.id, proof), isNull(stepUps.usedAt)))
+          .returning({ id: stepUps.id });
+        return used !== undefined;
       }
       if (options.rememberMinutes <= 0) return false;
       const [fresh] = await tx

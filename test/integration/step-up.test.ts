@@ -5,6 +5,7 @@ import { auditEvents } from '../../src/audit/audit.sql.ts';
 import { createStepUpRoutes } from '../../src/auth/step-up-routes.ts';
 import { activations, decisions } from '../../src/elevation/activation.sql.ts';
 import type { Actor } from '../../src/elevation/actor.ts';
+import { linkChatIdentity } from '../../src/elevation/identity-service.ts';
 import { notifications } from '../../src/elevation/notification.sql.ts';
 import { isStepUpNeeded, type StepUpLink } from '../../src/elevation/step-up-service.ts';
 import { ElevateError } from '../../src/errors.ts';
@@ -57,7 +58,15 @@ beforeAll(async () => {
   database = await openTestDatabase();
   const port = await freePort();
   publicUrl = `http://127.0.0.1:${port}`;
-  idp = await startLocalIdp({ ...CLIENT, redirectUri: `${publicUrl}/auth/callback` });
+  idp = await startLocalIdp({
+    ...CLIENT,
+    redirectUri: `${publicUrl}/auth/callback`,
+    // Accounts named `entra:<oid>` sign in as Entra does without an email claim: object and tenant ids.
+    claimsOf: (account) =>
+      account.startsWith('entra:')
+        ? { oid: account.slice('entra:'.length), tid: 'tenant-1' }
+        : { email: account, email_verified: true },
+  });
   server = createHttpServer({
     log: createLogger('silent'),
     metrics: createMetrics(),
@@ -273,6 +282,35 @@ describe('activation with requireMfa', () => {
       expect(visit.text).not.toContain('<script>');
       expect(sentenceOf(visit.text)).toMatch(/^This verification link is not valid/);
     }
+  });
+
+  test('an Entra object id (oid) names the principal: an account mapping or a linked Teams identity', async () => {
+    const dee = await requesterOf(role('db'), { requireMfa: true });
+    await core.admin.setAccounts(core.cli, [{ email: email('dee'), accounts: { entra: `oid-dee-${n}` } }]);
+    let link = await stepUpOf(
+      core.activations.requestActivation({ actor: dee, roleName: role('db'), justification: 'x' }),
+    );
+    expect((await verify(link, `entra:oid-dee-${n}`)).status).toBe(200);
+
+    const fay = await core.person(email('fay'));
+    await core.role(role('fay'), { requireMfa: true });
+    await core.eligible(email('fay'), role('fay'));
+    await linkChatIdentity(database.db, {
+      platform: 'teams',
+      tenant: 'tenant-1',
+      externalId: `oid-fay-${n}`,
+      email: email('fay'),
+    });
+    link = await stepUpOf(
+      core.activations.requestActivation({ actor: fay, roleName: role('fay'), justification: 'x' }),
+    );
+    const someoneElse = await verify(link, `entra:oid-dee-${n}`);
+    expect(someoneElse.status).toBe(403);
+    link = await stepUpOf(
+      core.activations.requestActivation({ actor: fay, roleName: role('fay'), justification: 'x' }),
+    );
+    expect((await verify(link, `entra:oid-fay-${n}`)).status).toBe(200);
+    expect((await activationsOf(email('fay'), role('fay')))[0]?.activation.status).toBe('active');
   });
 
   test('an acr equal to a configured value counts as MFA, without amr', async () => {

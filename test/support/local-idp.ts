@@ -17,7 +17,14 @@ export interface Login {
  * Its login step signs in whoever `nextLogin` names, without a form: the test plays the person
  * and decides whether they used MFA and when they authenticated.
  */
-export async function startLocalIdp(client: { clientId: string; clientSecret: string; redirectUri: string }) {
+export async function startLocalIdp(client: {
+  clientId: string;
+  clientSecret: string;
+  redirectUri: string;
+  /** An account's claims besides `sub`; by default the account is an email the provider verified. */
+  claimsOf?: (account: string) => Record<string, unknown>;
+}) {
+  const claimsOf = client.claimsOf ?? ((account: string) => ({ email: account, email_verified: true }));
   let nextLogin: Login | undefined;
   let provider: Provider | undefined;
   const server: Server = createServer((req, res) => {
@@ -55,13 +62,12 @@ export async function startLocalIdp(client: { clientId: string; clientSecret: st
         grant_types: ['authorization_code'],
       },
     ],
-    // Accounts are emails; the provider vouches for them.
     findAccount: async (_ctx: KoaContextWithOIDC, sub: string) => ({
       accountId: sub,
-      claims: async () => ({ sub, email: sub, email_verified: true }),
+      claims: async () => ({ ...claimsOf(sub), sub }),
     }),
-    // amr with the openid scope, so every ID token carries it (as Entra, Okta and Keycloak do).
-    claims: { openid: ['sub', 'amr'], email: ['email', 'email_verified'], profile: ['name'] },
+    // amr (and Entra's oid, tid) with the openid scope, so every ID token carries them.
+    claims: { openid: ['sub', 'amr', 'oid', 'tid'], email: ['email', 'email_verified'], profile: ['name'] },
     interactions: { url: (_ctx: KoaContextWithOIDC, interaction) => `/interaction/${interaction.uid}` },
     features: { devInteractions: { enabled: false } },
     acrValues: ['urn:example:mfa', 'urn:example:pwd'],
