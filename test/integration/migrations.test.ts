@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
 
@@ -21,6 +22,7 @@ test('migrations create every table from empty', async () => {
     'notifications',
     'principals',
     'roles',
+    'step_ups',
   ]);
 });
 
@@ -30,4 +32,24 @@ test('applying the migrations again changes nothing', async () => {
     'select count(*)::int as n from drizzle.__drizzle_migrations',
   );
   expect(applied[0]?.n).toBeGreaterThanOrEqual(2);
+});
+
+test('a role stored with requireMfaOnActivation keeps requiring MFA, as requireMfa', async () => {
+  await database.superuser(
+    `insert into roles (name, settings) values
+       ('old-mfa', '{"requireMfaOnActivation": true, "maxDuration": 60}'),
+       ('old-plain', '{"requireMfaOnActivation": false}')`,
+  );
+  const rename = await readFile(
+    new URL('../../migrations/0004_rename_require_mfa.sql', import.meta.url),
+    'utf8',
+  );
+  await database.superuser(rename);
+  const rows = await database.superuser<{ name: string; settings: Record<string, unknown> }>(
+    "select name, settings from roles where name like 'old-%' order by name",
+  );
+  expect(rows).toEqual([
+    { name: 'old-mfa', settings: { requireMfa: true, maxDuration: 60 } },
+    { name: 'old-plain', settings: { requireMfa: false } },
+  ]);
 });
