@@ -131,8 +131,8 @@ export function createStepUpRoutes(deps: {
   }
 
   async function callback(req: IncomingMessage, res: ServerResponse) {
-    const query = (req.url ?? '').includes('?') ? (req.url ?? '').slice((req.url ?? '').indexOf('?')) : '';
-    const current = new URL(`${redirectUri}${query}`);
+    // The URL the provider redirected to, as registered (PUBLIC_URL), with the answer's query.
+    const current = new URL(`${redirectUri}${new URL(req.url ?? '/', 'http://localhost').search}`);
     const state = current.searchParams.get('state');
     const stepUp = state ? await stepUps.byState(state) : undefined;
     if (!state || !stepUp) {

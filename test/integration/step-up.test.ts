@@ -259,6 +259,41 @@ describe('activation with requireMfa', () => {
     });
   }
 
+  test('the provider’s answer opened in another browser is refused (login CSRF), nothing changed, audited', async () => {
+    const dee = await requesterOf(role('db'), { requireMfa: true });
+    const link = await stepUpOf(
+      core.activations.requestActivation({ actor: dee, roleName: role('db'), justification: 'x' }),
+    );
+    idp.prepareLogin({ account: email('dee'), amr: ['pwd', 'mfa'] });
+    const mine = await createBrowser().visit(link.url, (url) => url.pathname === '/auth/callback');
+    const elsewhere = await createBrowser().visit(mine.url);
+    expect(elsewhere.status).toBe(400);
+    expect(sentenceOf(elsewhere.text)).toMatch(/^This sign-in came back to a different browser/);
+    expect(await activationsOf(email('dee'), role('db'))).toEqual([]);
+    expect((await refusalsAbout(dee.principalId ?? ''))[0]?.data).toMatchObject({
+      reason: sentenceOf(elsewhere.text),
+    });
+  });
+
+  test('a sign-in the provider did not complete (an error answer) is refused, nothing changed', async () => {
+    const dee = await requesterOf(role('db'), { requireMfa: true });
+    const link = await stepUpOf(
+      core.activations.requestActivation({ actor: dee, roleName: role('db'), justification: 'x' }),
+    );
+    const browser = createBrowser();
+    const atProvider = await browser.visit(link.url, (url) => url.origin === idp.issuer);
+    const state = new URL(atProvider.url).searchParams.get('state') ?? '';
+    const answer = await browser.visit(
+      `${publicUrl}/auth/callback?error=access_denied&error_description=${encodeURIComponent('<b>cancelled</b>')}&state=${state}`,
+    );
+    expect(answer.status).toBe(400);
+    expect(answer.text).not.toContain('<b>');
+    expect(sentenceOf(answer.text)).toBe(
+      'The identity provider did not complete the sign-in (<b>cancelled</b>). Nothing was changed.',
+    );
+    expect(await activationsOf(email('dee'), role('db'))).toEqual([]);
+  });
+
   test('an expired link is refused with a clear page, nothing changed, audited', async () => {
     const dee = await requesterOf(role('db'), { requireMfa: true });
     const link = await stepUpOf(

@@ -22,7 +22,8 @@ export function createBrowser() {
   };
 
   return {
-    async visit(start: string): Promise<Visit> {
+    /** Follows redirects from `start`; `until` stops before a URL (the page it would load is not fetched). */
+    async visit(start: string, until?: (url: URL) => boolean): Promise<Visit> {
       let url = new URL(start);
       const hops = [url.href];
       for (let i = 0; i < 20; i++) {
@@ -45,6 +46,7 @@ export function createBrowser() {
           await res.arrayBuffer();
           url = new URL(location, url);
           hops.push(url.href);
+          if (until?.(url)) return { status: res.status, url: url.href, text: '', hops };
           continue;
         }
         return { status: res.status, url: url.href, text: await res.text(), hops };
