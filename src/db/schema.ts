@@ -4,4 +4,5 @@ export * from '../chat/chat-message.sql.ts';
 export * from '../elevation/activation.sql.ts';
 export * from '../elevation/notification.sql.ts';
 export * from '../elevation/principal.sql.ts';
+export * from '../elevation/reconcile.sql.ts';
 export * from '../elevation/role.sql.ts';

@@ -47,13 +47,16 @@ export function createRecordingProvider(type = 'recording') {
   };
 }
 
-/** The core services on a test database, with a clock the test moves. */
-export function createCore(db: Db, start = new Date('2026-06-01T09:00:00Z')) {
+/**
+ * The core services on a test database, with a clock the test moves. `env` switches on real
+ * providers beside the recording one (a target database, a fake Graph or Slack).
+ */
+export function createCore(db: Db, start = new Date('2026-06-01T09:00:00Z'), env: NodeJS.ProcessEnv = {}) {
   let now = start;
   const clock = () => now;
   const recording = createRecordingProvider();
   const providers = createProviderRegistry({
-    env: {},
+    env,
     definitions: [
       ...PROVIDERS,
       { type: 'recording', roleConfig: z.object({}).strict(), create: () => recording.provider },
