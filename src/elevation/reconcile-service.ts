@@ -73,14 +73,19 @@ export function createReconcileService(deps: { db: Db; providers: ProviderRegist
     return Promise.all(rows.map(async (p) => ({ ...p, identities: await listChatIdentities(db, p.id) })));
   }
 
-  /** The accounts these principals hold the role as; undefined when one cannot be named. */
+  /**
+   * The accounts these principals hold the role as. One that cannot be named (an account the
+   * target no longer knows) stops the role's run with that reason: without it nobody can be told
+   * apart, and guessing could report or revoke someone entitled.
+   */
   async function accountsOf(provider: Listing, role: Role, running: GrantTarget['principal'][]) {
     const accounts = new Set<string>();
     for (const principal of running) {
       try {
         accounts.add(await provider.accountOf(roleTarget(role), principal));
-      } catch {
-        return undefined;
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        throw new Error(`cannot name the account of ${principal.email}, who holds it: ${reason}`);
       }
     }
     return accounts;
@@ -89,8 +94,7 @@ export function createReconcileService(deps: { db: Db; providers: ProviderRegist
   /**
    * The accounts of the target's holders that no running activation explains. The running
    * principals are read before and after the listing, so a grant or revoke finishing while the
-   * target is read never looks unmanaged. Undefined when a running principal's account cannot be
-   * named: then nobody can be told apart, and the role waits for the next run.
+   * target is read never looks unmanaged.
    */
   async function unmanagedHolders(role: Role, provider: Listing) {
     const before = await runningPrincipals(role.id);
@@ -98,7 +102,6 @@ export function createReconcileService(deps: { db: Db; providers: ProviderRegist
     const after = await runningPrincipals(role.id);
     const running = new Map([...before, ...after].map((p) => [p.id, p]));
     const managed = await accountsOf(provider, role, [...running.values()]);
-    if (!managed) return undefined;
     // Roles saved before the setting existed store none.
     const standing = new Set(role.settings.standingHolders ?? []);
     return [...new Set(holders)].filter((account) => !managed.has(account) && !standing.has(account));
@@ -214,13 +217,11 @@ export function createReconcileService(deps: { db: Db; providers: ProviderRegist
     outcome.roles++;
     const listing = { members: provider.members, accountOf: provider.accountOf };
     const unmanaged = await unmanagedHolders(role, listing);
-    if (!unmanaged) return;
     const { found, open } = await record(role, unmanaged, clock());
     outcome.found += found;
     if (role.settings.revokeUnmanagedGrants !== true || open.length === 0) return;
     // Looked at once more just before revoking: someone may have activated the role meanwhile.
     const managed = await accountsOf(listing, role, await runningPrincipals(role.id));
-    if (!managed) return;
     for (const finding of open) {
       if (!managed.has(finding.account) && (await revoke(role, provider, finding))) outcome.revoked++;
     }
@@ -234,11 +235,13 @@ export function createReconcileService(deps: { db: Db; providers: ProviderRegist
     async reconcileAll(): Promise<ReconcileOutcome> {
       const outcome: ReconcileOutcome = { roles: 0, found: 0, revoked: 0 };
       const live = await db.select().from(roles).where(isNull(roles.archivedAt));
-      const errors: unknown[] = [];
+      const problems: string[] = [];
       for (const role of live) {
-        await reconcileRole(role, outcome).catch((error: unknown) => errors.push(error));
+        await reconcileRole(role, outcome).catch((error: unknown) => {
+          problems.push(`role ${role.name}: ${error instanceof Error ? error.message : String(error)}`);
+        });
       }
-      if (errors.length > 0) throw new AggregateError(errors, `reconciling ${errors.length} role(s) failed`);
+      if (problems.length > 0) throw new Error(`reconciliation skipped ${problems.join('; ')}`);
       return outcome;
     },
   };
