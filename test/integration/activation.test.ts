@@ -802,6 +802,41 @@ describe('the target system follows extensions and failures', () => {
     expect(await told('extension_failed')).toEqual([]);
   });
 
+  test('an approved extension whose new end fails transiently is retried too, and never outlives its activation', async () => {
+    const eve = email('eve');
+    await core.role(role('gated'), { requireApproval: true, approvers: [email('bo')], maxDuration: 240 });
+    await core.eligible(eve, role('gated'));
+    const eveActor = await core.person(eve);
+    const bo = await core.person(email('bo'));
+    const gated = await core.activations.requestActivation({
+      actor: eveActor,
+      roleName: role('gated'),
+      justification: 'x',
+    });
+    await core.activations.approve({ actor: bo, activationId: gated.activation.id });
+    const oldEnd = (await core.activations.get(gated.activation.id)).activation.endAt;
+    const ask = await core.activations.extend({
+      actor: eveActor,
+      activationId: gated.activation.id,
+      durationMinutes: 45,
+      justification: 'y',
+    });
+    core.recording.failWith(new Error('socket hang up'));
+    const decided = await core.activations.approve({ actor: bo, activationId: ask.activation.id });
+    expect(decided.view.activation).toMatchObject({ status: 'activating', attempts: 1 });
+    expect((await core.activations.get(gated.activation.id)).activation.endAt).toEqual(oldEnd);
+    // The activation ends before the retry: the extension fails without another call.
+    core.advance(61);
+    await core.activations.expireDue();
+    expect((await core.activations.get(gated.activation.id)).activation.status).toBe('ended');
+    await core.activations.retryDue();
+    expect((await core.activations.get(ask.activation.id)).activation).toMatchObject({
+      status: 'failed',
+      lastError: 'the activation ended before its new end was applied',
+    });
+    expect(core.recording.calls.filter((c) => c.op === 'extend')).toHaveLength(1);
+  });
+
   test('when transient failures of the new end run out, the activation keeps its old end and the requester is told', async () => {
     const { dee, view, oldEnd, told, extensions } = await running();
     core.recording.failWith(...Array.from({ length: 5 }, () => new Error('connect ETIMEDOUT')));
