@@ -120,7 +120,11 @@ export function createReconcileService(deps: { db: Db; providers: ProviderRegist
           .delete(reconcileFindings)
           .where(eq(reconcileFindings.id, finding.id))
           .returning();
-        if (closed) await audit(tx, role, 'role.unmanaged_grant_resolved', now, { account: closed.account });
+        if (closed)
+          await audit(tx, role, 'role.unmanaged_grant_resolved', now, {
+            role: role.name,
+            account: closed.account,
+          });
       }
       const known = new Set(open.map((f) => f.account));
       const fresh = unmanaged.filter((account) => !known.has(account));

@@ -132,10 +132,11 @@ function createEntraGroupProvider(graph: GraphClient): GrantProvider {
         what: `reading the members of group ${group}`,
         permission: PERMISSION,
       });
-      return members.flatMap((member) => stringField(member, 'id') ?? []);
+      return members.flatMap((member) => stringField(member, 'id')?.toLowerCase() ?? []);
     },
 
-    accountOf: (_role, principal) => users.objectId(principal),
+    // Object ids compare lower-cased: a policy may write them in capitals.
+    accountOf: async (_role, principal) => (await users.objectId(principal)).toLowerCase(),
   };
 }
 

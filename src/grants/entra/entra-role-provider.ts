@@ -184,12 +184,13 @@ function createEntraRoleProvider(graph: GraphClient): GrantProvider {
         ...new Set(
           assignments
             .filter((a) => a.directoryScopeId === config.directoryScope)
-            .flatMap((a) => stringField(a, 'principalId') ?? []),
+            .flatMap((a) => stringField(a, 'principalId')?.toLowerCase() ?? []),
         ),
       ];
     },
 
-    accountOf: (_role, principal) => users.objectId(principal),
+    // Object ids compare lower-cased: a policy may write them in capitals.
+    accountOf: async (_role, principal) => (await users.objectId(principal)).toLowerCase(),
   };
 }
 

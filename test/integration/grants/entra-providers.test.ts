@@ -622,6 +622,17 @@ describe('entra providers: members (reconciliation)', () => {
     expect(pages.map((r) => r.query.$skiptoken)).toEqual([undefined, '2', '4']);
   });
 
+  test('an object id mapped in capitals names the same holder as Graph lists it', async () => {
+    const provider = created(entraGroupProvider);
+    const group = newGroup();
+    const user = newUser();
+    const target = grantTarget({ accounts: { entra: user.id.toUpperCase() }, config: { group } });
+    fake.addMember(group, user.id); // Graph itself matches ids in any case; the fake does not
+    const account = await provider.accountOf?.(target.role, target.principal);
+    expect(account).toBe(user.id);
+    expect(await provider.members?.(target.role)).toEqual([account]);
+  });
+
   test("entra-role lists the assignments at the role's scope only, those made outside PIM too", async () => {
     const provider = created(entraRoleProvider);
     const roleDefinition = newRoleDefinition();
