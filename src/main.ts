@@ -15,6 +15,7 @@ import { createProviderRegistry, type ProviderCall } from './grants/registry.ts'
 import { createDatabaseReadiness, createHttpServer, type Route } from './http/server.ts';
 import { createNotificationDelivery } from './jobs/deliver-notifications.ts';
 import { lifecycleJobs } from './jobs/lifecycle-jobs.ts';
+import { reconcileGrantsJob } from './jobs/reconcile-grants.ts';
 import { SCHEDULES, startScheduler } from './jobs/scheduler.ts';
 import { createLogger, errorLine, type Logger } from './log.ts';
 import { createMetrics } from './metrics.ts';
@@ -154,6 +155,10 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
             },
           }),
         ).map((job) => ({ job, schedule: SCHEDULES.lifecycle })),
+        {
+          job: reconcileGrantsJob({ db: database.db, providers: services.providers, clock: systemClock }),
+          schedule: SCHEDULES.reconcile,
+        },
         ...(platforms.length > 0
           ? [
               {

@@ -562,6 +562,20 @@ export function notificationMessage(
       return plainMessage(
         `Admin alert: the target system did not take the new end of *${role}*${view ? ` for ${view.principal.email}` : ''}: ${error}`,
       );
+    case 'extension_failed': {
+      const end = typeof data.endAt === 'string' ? ` It still ends at ${when(new Date(data.endAt))}.` : '';
+      return plainMessage(
+        `Your extension of *${role}* could not be applied in the target system: ${error || 'it refused'}.${end} The admins are told.`,
+      );
+    }
+    case 'unmanaged_grant':
+      return plainMessage(
+        `Admin alert: *${String(data.account)}* holds *${role}* in the target system with no activation in Elevate behind it${data.revoking ? '; Elevate revokes it, as the role says' : ''}.`,
+      );
+    case 'unmanaged_grant_revoke_failed':
+      return plainMessage(
+        `Admin alert: revoking *${role}* from *${String(data.account)}* (held outside Elevate) failed: ${error}`,
+      );
     default:
       return plainMessage(`${role}: ${kind.replaceAll('_', ' ')}`);
   }

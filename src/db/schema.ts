@@ -4,5 +4,6 @@ export * from '../chat/chat-message.sql.ts';
 export * from '../elevation/activation.sql.ts';
 export * from '../elevation/notification.sql.ts';
 export * from '../elevation/principal.sql.ts';
+export * from '../elevation/reconcile.sql.ts';
 export * from '../elevation/role.sql.ts';
 export * from '../elevation/step-up.sql.ts';

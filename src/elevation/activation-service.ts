@@ -173,8 +173,11 @@ export function createActivationService(deps: ActivationDeps) {
           and(
             eq(activations.status, status),
             lte(activations[due], now),
-            // Extensions only wait for a decision; once approved they are applied and done.
-            status === 'pending_approval' ? undefined : ne(activations.kind, 'extension'),
+            // Extensions wait for a decision, and for the target's confirmation of the new end when
+            // it holds the end itself (`activating`); once approved they are applied and done.
+            status === 'pending_approval' || status === 'activating'
+              ? undefined
+              : ne(activations.kind, 'extension'),
           ),
         )
         .orderBy(activations[due])
@@ -217,7 +220,10 @@ export function createActivationService(deps: ActivationDeps) {
       const open = await listActivations(db, { principalId, statuses: OPEN_STATUSES });
       return {
         eligible,
-        active: open.filter((v) => v.activation.status !== 'pending_approval'),
+        // An extension shows only while it waits for approval; applied, it is part of its parent.
+        active: open.filter(
+          (v) => v.activation.status !== 'pending_approval' && v.activation.kind !== 'extension',
+        ),
         pending: open.filter((v) => v.activation.status === 'pending_approval'),
       };
     },
@@ -417,8 +423,7 @@ export function createActivationService(deps: ActivationDeps) {
           })),
         ];
         if (a.kind === 'extension') {
-          await applyExtension(tx, view, now);
-          await transition(tx, a.id, ['pending_approval'], 'approved', { updatedAt: now });
+          await approveExtension(tx, view, now);
         } else {
           const next = statusOnceApproved(a.startAt, now);
           const moved = await transition(tx, a.id, ['pending_approval'], next, {
@@ -446,8 +451,6 @@ export function createActivationService(deps: ActivationDeps) {
         });
       }
       const view = await settle(input.activationId);
-      const parentId = view.activation.extendsId;
-      if (result.outcome === 'approved' && parentId) await syncEnd(parentId);
       return {
         outcome: result.outcome,
         approvalsMissing: result.missing,
@@ -597,6 +600,40 @@ export function createActivationService(deps: ActivationDeps) {
         const newEnd = checkExtension(role, { endAt: a.endAt }, input.durationMinutes, eligibility, now);
         const justification = checkJustification(role, input.justification);
         const data = { role: role.name, durationMinutes: input.durationMinutes, justification };
+        if (await extensionInFlight(tx, a.id)) {
+          throw conflict(
+            `Your last extension of ${role.name} is still being applied; try again in a minute.`,
+          );
+        }
+        if (!role.settings.requireApproval && holdsEnd(role)) {
+          // The target ends the grant itself: the new end counts once the provider has taken it.
+          const extension = await insertActivation(
+            tx,
+            {
+              kind: 'extension',
+              extendsId: a.id,
+              principalId: a.principalId,
+              roleId: role.id,
+              status: 'activating',
+              durationMinutes: input.durationMinutes,
+              startAt: a.endAt,
+              endAt: newEnd,
+              justification,
+              requestedBy: input.actor.label,
+              nextAttemptAt: new Date(now.getTime() + IN_FLIGHT_LEASE_MS),
+              createdAt: now,
+              updatedAt: now,
+            },
+            role.name,
+          );
+          await recordActivationChange(tx, extension.id, {
+            actor: input.actor,
+            action: 'extension.requested',
+            at: now,
+            data: { ...data, extends: a.id, endAt: newEnd.toISOString() },
+          });
+          return getActivation(tx, extension.id);
+        }
         if (!role.settings.requireApproval) {
           await transition(tx, a.id, ['active'], 'active', {
             endAt: newEnd,
@@ -651,8 +688,11 @@ export function createActivationService(deps: ActivationDeps) {
         });
         return getActivation(tx, extension.id);
       });
-      // Applied at once (no approval): the target system learns the new end too.
-      if (result.activation.kind === 'activation') await syncEnd(result.activation.id);
+      // Waiting for the target: told now; on failure the loop retries it (retryDue).
+      if (result.activation.status === 'activating') {
+        const settled = await settle(result.activation.id);
+        return settled.activation.status === 'approved' ? getActivation(db, input.activationId) : settled;
+      }
       return result;
     },
 
@@ -807,36 +847,170 @@ export function createActivationService(deps: ActivationDeps) {
     };
   }
 
+  /** Whether the role's target ends grants itself, so an extension must reach it (provider `extend`). */
+  function holdsEnd(role: Role): boolean {
+    return providers.get(role.providerType)?.extend !== undefined;
+  }
+
+  /** Whether an extension of this activation is still being applied in the target. */
+  async function extensionInFlight(tx: Tx, activationId: string): Promise<boolean> {
+    const [row] = await tx
+      .select({ id: activations.id })
+      .from(activations)
+      .where(and(eq(activations.extendsId, activationId), eq(activations.status, 'activating')));
+    return row !== undefined;
+  }
+
   /**
-   * Tells a provider with time-bound grants that an active grant's end moved (an extension), so
-   * the target does not end it early. A failure is audited and the admins are alerted: Elevate
-   * still revokes at the new end, but the target may cut access at the old one.
+   * An approved extension: applied at once, or, when the target holds the end itself, `activating`
+   * until the provider has taken the new end (settle, then retryDue like a grant).
    */
-  async function syncEnd(activationId: string): Promise<void> {
-    const view = await getActivation(db, activationId);
-    const provider = providers.get(view.role.providerType);
-    if (!provider?.extend || view.activation.status !== 'active') return;
-    const started = performance.now();
-    try {
-      await provider.extend(await targetOf(view, view.activation.endAt));
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      const facts = { provider: view.role.providerType, durationMs: Math.round(performance.now() - started) };
-      await runTx(async (tx) => {
-        const data = { role: view.role.name, error: message };
-        await recordActivationChange(tx, activationId, {
-          actor: SYSTEM,
-          action: 'activation.extend_failed',
-          at: clock(),
-          data: { ...data, ...facts },
-          notify: (await listAdmins(tx)).map((admin) => ({
-            recipientId: admin.id,
-            kind: 'extend_failed',
-            data,
-          })),
-        });
-      });
+  async function approveExtension(tx: Tx, extension: ActivationView, now: Date): Promise<void> {
+    const e = extension.activation;
+    if (!holdsEnd(extension.role)) {
+      await applyExtension(tx, extension, now);
+      await transition(tx, e.id, ['pending_approval'], 'approved', { updatedAt: now });
+      return;
     }
+    await transition(tx, e.id, ['pending_approval'], 'activating', {
+      nextAttemptAt: new Date(now.getTime() + IN_FLIGHT_LEASE_MS),
+      updatedAt: now,
+    });
+  }
+
+  /**
+   * Tells the target the new end of an extension in flight (`activating`), then records the
+   * outcome: applied to the parent (`approved`), retried with backoff like a grant, or given up
+   * (`failed`) with the activation left running to its old end and the requester and admins told.
+   */
+  async function settleExtension(extension: ActivationView): Promise<ActivationView> {
+    const e = extension.activation;
+    if (e.status !== 'activating' || !e.extendsId || !e.endAt) return extension;
+    const parent = await getActivation(db, e.extendsId);
+    const provider = providers.get(extension.role.providerType);
+    let failure: GrantError | undefined;
+    const started = performance.now();
+    if (parent.activation.status !== 'active') {
+      failure = new GrantError('the activation ended before its new end was applied', { retryable: false });
+    } else {
+      try {
+        if (!provider?.extend) {
+          throw new GrantError(`no grant provider "${extension.role.providerType}" can extend`, {
+            retryable: false,
+          });
+        }
+        const target = await targetOf(parent, e.endAt);
+        await provider.extend({ ...target, attempt: e.attempts + 1 });
+      } catch (error) {
+        failure =
+          error instanceof GrantError
+            ? error
+            : new GrantError(error instanceof Error ? error.message : String(error), {
+                retryable: true,
+                cause: error,
+              });
+      }
+    }
+    const facts = {
+      provider: extension.role.providerType,
+      durationMs: Math.round(performance.now() - started),
+    };
+    const outcome = await runTx((tx) => finishExtension(tx, extension, failure, clock(), facts));
+    // The target took the new end but the activation ended meanwhile: take back what it may hold.
+    if (outcome === 'ended' && provider) {
+      const after = await getActivation(db, parent.activation.id);
+      await cleanUpFailedGrant(after, (await targetOf(after, after.activation.endAt)).principal, provider);
+    }
+    return getActivation(db, e.id);
+  }
+
+  /**
+   * Records an extension's provider call under the extension's row lock: `applied`, `retrying`,
+   * `failed`, `ended` (the target took the end but the activation ended meanwhile) or `elsewhere`
+   * (another process settled it first).
+   */
+  async function finishExtension(
+    tx: Tx,
+    extension: ActivationView,
+    failure: GrantError | undefined,
+    now: Date,
+    facts: ProviderCallFacts,
+  ): Promise<'applied' | 'retrying' | 'failed' | 'ended' | 'elsewhere'> {
+    const e = (await getActivation(tx, extension.activation.id, { lock: true })).activation;
+    if (e.status !== 'activating' || !e.extendsId) return 'elsewhere';
+    const data = { role: extension.role.name, durationMinutes: e.durationMinutes };
+    if (!failure) {
+      const parent = await transition(tx, e.extendsId, ['active'], 'active', {
+        endAt: e.endAt,
+        nextAttemptAt: e.endAt,
+        expiryWarnedAt: null, // a new end earns a new warning
+        updatedAt: now,
+      });
+      if (parent) {
+        await transition(tx, e.id, ['activating'], 'approved', {
+          attempts: 0,
+          lastError: null,
+          nextAttemptAt: null,
+          updatedAt: now,
+        });
+        await recordActivationChange(tx, parent.id, {
+          actor: SYSTEM,
+          action: 'activation.extended',
+          at: now,
+          data: { ...data, ...facts, extension: e.id, endAt: e.endAt?.toISOString() ?? null },
+          notify: [{ recipientId: parent.principalId, kind: 'activation_extended', data }],
+        });
+        return 'applied';
+      }
+    }
+    const reason =
+      failure ?? new GrantError('the activation ended before its new end was applied', { retryable: false });
+    const attempts = e.attempts + 1;
+    if (reason.retryable && attempts < MAX_GRANT_ATTEMPTS) {
+      await transition(tx, e.id, ['activating'], 'activating', {
+        attempts,
+        lastError: reason.message,
+        nextAttemptAt: new Date(now.getTime() + nextDelayMs(attempts, reason)),
+        updatedAt: now,
+      });
+      await recordActivationChange(tx, e.id, {
+        actor: SYSTEM,
+        action: 'extension.extend_retrying',
+        at: now,
+        data: { ...data, ...facts, error: reason.message, attempts },
+      });
+      return 'retrying';
+    }
+    await transition(tx, e.id, ['activating'], 'failed', {
+      attempts,
+      lastError: reason.message,
+      endReason: `extension failed: ${reason.message}`,
+      endedAt: now,
+      nextAttemptAt: null,
+      updatedAt: now,
+    });
+    // Still running at its old end: the requester hears so, the admins get the alert.
+    const parent = (await getActivation(tx, e.extendsId)).activation;
+    const failed = { role: extension.role.name, error: reason.message };
+    const endAt = parent.endAt?.toISOString() ?? null;
+    await recordActivationChange(tx, e.id, {
+      actor: SYSTEM,
+      action: 'extension.failed',
+      at: now,
+      data: { ...failed, ...facts, attempts, endAt },
+      notify:
+        parent.status === 'active'
+          ? [
+              { recipientId: e.principalId, kind: 'extension_failed', data: { ...failed, endAt } },
+              ...(await listAdmins(tx)).map((admin) => ({
+                recipientId: admin.id,
+                kind: 'extend_failed',
+                data: failed,
+              })),
+            ]
+          : [],
+    });
+    return failure ? 'failed' : 'ended';
   }
 
   /**
@@ -847,6 +1021,7 @@ export function createActivationService(deps: ActivationDeps) {
   async function settle(activationId: string): Promise<ActivationView> {
     const view = await getActivation(db, activationId);
     const a = view.activation;
+    if (a.kind === 'extension') return settleExtension(view);
     if (a.status !== 'activating' && a.status !== 'revoking') return view;
     const provider = providers.get(view.role.providerType);
     // An activation runs its duration from the moment it is granted; an assignment keeps the end

@@ -27,7 +27,10 @@ export const OPEN_STATUSES = ['pending_approval', 'approved', 'activating', 'act
  * - `assignment`: an admin's direct time-bound grant (PIM's active assignment) — no approval, same
  *   grant/revoke lifecycle, so the loop treats both alike;
  * - `extension`: a request for more time on an active activation; it only ever goes
- *   pending_approval → approved (applied to its parent) | denied | cancelled | timed_out.
+ *   pending_approval → approved (applied to its parent) | denied | cancelled | timed_out. When the
+ *   role's target ends grants itself (a provider with `extend`), an approved (or approval-free)
+ *   extension is `activating` until the provider has taken the new end — retried like a grant —
+ *   and then `approved`, or `failed` with its parent left at the old end.
  */
 export const ACTIVATION_KINDS = ['activation', 'assignment', 'extension'] as const;
 export type ActivationKind = (typeof ACTIVATION_KINDS)[number];

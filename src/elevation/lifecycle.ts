@@ -7,7 +7,8 @@ import type { ActivationStatus } from './activation.sql.ts';
 export const TRANSITIONS: Record<ActivationStatus, readonly ActivationStatus[]> = {
   pending_approval: ['approved', 'activating', 'denied', 'cancelled', 'timed_out'],
   approved: ['activating', 'cancelled'],
-  activating: ['active', 'failed'],
+  // An extension in flight (`activating` while the target takes the new end) ends `approved`.
+  activating: ['active', 'approved', 'failed'],
   active: ['revoking'],
   revoking: ['ended'],
   ended: [],

@@ -45,6 +45,13 @@ const settingsShape = z
     /** A chat channel for approver cards (a Slack channel id), instead of a DM to each approver. */
     approvalChannel: z.string().trim().min(1).max(100).optional(),
     minActiveBeforeDeactivation: z.number().int().min(0).default(5),
+    /** Reconciliation revokes a grant it finds in the target with no running activation behind it. */
+    revokeUnmanagedGrants: z.boolean().default(false),
+    /**
+     * Accounts that hold the role in the target on purpose, outside Elevate (a service account, a
+     * Slack group's permanent member), as the target names them; reconciliation leaves them be.
+     */
+    standingHolders: z.array(z.string().trim().min(1).max(200)).default([]),
   })
   .strict();
 

@@ -18,6 +18,13 @@ export interface GrantProvider {
   close?(): Promise<void>;
   /** The real state in the target system, for providers that can read it. */
   check?(target: GrantTarget): Promise<boolean>;
+  /**
+   * Reconciliation, for providers that can list the target (both or neither): `members` lists
+   * every account that holds the role's grant now (direct holders, as the target names them: a
+   * login, an object id, a Slack user id); `accountOf` names the account a principal holds it as.
+   */
+  members?(role: GrantTarget['role']): Promise<string[]>;
+  accountOf?(role: GrantTarget['role'], principal: GrantTarget['principal']): Promise<string>;
 }
 
 /** Who gets what: everything a provider may need, and nothing chat-specific. */
@@ -28,7 +35,11 @@ export interface GrantTarget {
   principal: {
     id: string;
     email: string;
-    /** Account names per provider type from the policy (`principals[].accounts`), e.g. `{ postgres: 'carol' }`. */
+    /**
+     * Account names per provider type from the policy (`principals[].accounts`), e.g. `{ postgres: 'carol' }`.
+     * Every provider takes `accounts[<its type>]` as the account itself, with no lookup: that is how
+     * reconciliation revokes a holder it only knows by account.
+     */
     accounts: Record<string, string>;
     /** Chat identities: a Teams identity's externalId is the Entra (AAD) object id. */
     identities: { platform: 'slack' | 'teams'; tenant: string; externalId: string }[];

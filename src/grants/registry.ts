@@ -26,7 +26,8 @@ export const PROVIDERS: ProviderDefinition[] = [
 /** One provider call as logs and metrics see it. */
 export interface ProviderCall {
   provider: string;
-  op: 'grant' | 'revoke' | 'extend' | 'check';
+  op: 'grant' | 'revoke' | 'extend' | 'check' | 'members';
+  /** The activation the call serves; for reconciliation's reads, `role:<name>`. */
   activationId: string;
   attempt: number;
   outcome: 'ok' | 'retryable' | 'permanent';
@@ -124,8 +125,8 @@ export function createProviderRegistry(
  * the raw stored object; parameters that no longer parse are a permanent failure naming why.
  */
 function parsed(provider: GrantProvider, schema: z.ZodType): GrantProvider {
-  const withConfig = (target: GrantTarget): GrantTarget => {
-    const result = schema.safeParse(target.role.config);
+  const roleWithConfig = (role: GrantTarget['role']): GrantTarget['role'] => {
+    const result = schema.safeParse(role.config);
     if (!result.success) {
       const why = result.error.issues
         .map((i) => `${i.path.join('.') || 'parameters'}: ${i.message}`)
@@ -134,8 +135,10 @@ function parsed(provider: GrantProvider, schema: z.ZodType): GrantProvider {
         retryable: false,
       });
     }
-    return { ...target, role: { ...target.role, config: result.data as Record<string, unknown> } };
+    return { ...role, config: result.data as Record<string, unknown> };
   };
+  const withConfig = (target: GrantTarget): GrantTarget => ({ ...target, role: roleWithConfig(target.role) });
+  const { members, accountOf } = provider;
   return {
     type: provider.type,
     grant: async (t) => provider.grant(withConfig(t)),
@@ -144,6 +147,13 @@ function parsed(provider: GrantProvider, schema: z.ZodType): GrantProvider {
     ...(provider.close ? { close: () => provider.close?.() ?? Promise.resolve() } : {}),
     ...(provider.check
       ? { check: async (t: GrantTarget) => (await provider.check?.(withConfig(t))) ?? false }
+      : {}),
+    ...(members && accountOf
+      ? {
+          members: async (role: GrantTarget['role']) => members(roleWithConfig(role)),
+          accountOf: async (role: GrantTarget['role'], principal: GrantTarget['principal']) =>
+            accountOf(roleWithConfig(role), principal),
+        }
       : {}),
   };
 }
@@ -154,31 +164,36 @@ function observed(
   observe: ((call: ProviderCall) => void) | undefined,
 ): GrantProvider {
   if (!observe) return provider;
+  const measure = async <T>(
+    op: ProviderCall['op'],
+    about: Pick<ProviderCall, 'activationId' | 'attempt'>,
+    call: () => Promise<T>,
+  ): Promise<T> => {
+    const started = performance.now();
+    const report = (outcome: ProviderCall['outcome'], error?: string) =>
+      observe({
+        provider: provider.type,
+        op,
+        ...about,
+        outcome,
+        seconds: (performance.now() - started) / 1000,
+        error,
+      });
+    try {
+      const result = await call();
+      report('ok');
+      return result;
+    } catch (error) {
+      const retryable = !(error instanceof GrantError) || error.retryable;
+      report(retryable ? 'retryable' : 'permanent', error instanceof Error ? error.message : String(error));
+      throw error;
+    }
+  };
   const wrap =
     <T>(op: ProviderCall['op'], call: (target: GrantTarget) => Promise<T>) =>
-    async (target: GrantTarget): Promise<T> => {
-      const started = performance.now();
-      const report = (outcome: ProviderCall['outcome'], error?: string) =>
-        observe({
-          provider: provider.type,
-          op,
-          activationId: target.activationId,
-          attempt: target.attempt,
-          outcome,
-          seconds: (performance.now() - started) / 1000,
-          error,
-        });
-      try {
-        const result = await call(target);
-        report('ok');
-        return result;
-      } catch (error) {
-        const retryable = !(error instanceof GrantError) || error.retryable;
-        report(retryable ? 'retryable' : 'permanent', error instanceof Error ? error.message : String(error));
-        throw error;
-      }
-    };
-  const { extend, check } = provider;
+    (target: GrantTarget): Promise<T> =>
+      measure(op, target, () => call(target));
+  const { extend, check, members, accountOf } = provider;
   return {
     type: provider.type,
     grant: wrap('grant', (t) => provider.grant(t)),
@@ -186,5 +201,13 @@ function observed(
     ...(extend ? { extend: wrap('extend', (t) => extend(t)) } : {}),
     ...(provider.close ? { close: () => provider.close?.() ?? Promise.resolve() } : {}),
     ...(check ? { check: wrap('check', (t) => check(t)) } : {}),
+    ...(members && accountOf
+      ? {
+          // A listing serves a role, not an activation; accountOf is a lookup, not observed.
+          members: (role: GrantTarget['role']) =>
+            measure('members', { activationId: `role:${role.name}`, attempt: 1 }, () => members(role)),
+          accountOf,
+        }
+      : {}),
   };
 }

@@ -12,6 +12,8 @@ export const SCHEDULES = {
   deliverNotifications: '*/2 * * * * *',
   /** Start, expire, retry, time out: revocation lags expiry by about this tick. */
   lifecycle: '*/2 * * * * *',
+  /** Compare each target's holders with the running activations (PIM's "assigned outside PIM"). */
+  reconcile: '0 */5 * * * *',
 } as const;
 
 /**

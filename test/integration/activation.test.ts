@@ -716,13 +716,29 @@ describe('the target system follows extensions and failures', () => {
     expect(last?.target.activation.endAt?.getTime()).toBe(ask.activation.endAt?.getTime());
   });
 
-  test('a target that refuses the new end is audited and the admins are alerted', async () => {
+  /** An active activation of a 4-hour role for dee, and how to read what followed. */
+  async function running() {
     const dee = await requester(role('r'), { maxDuration: 240 });
     const view = await core.activations.requestActivation({
       actor: dee,
       roleName: role('r'),
       justification: 'x',
     });
+    const oldEnd = view.activation.endAt;
+    const told = async (kind: string) =>
+      database.db
+        .select({ to: principals.email, data: notifications.data })
+        .from(notifications)
+        .innerJoin(principals, eq(principals.id, notifications.recipientId))
+        .where(eq(notifications.kind, kind))
+        .then((rows) => rows.filter((r) => r.to.endsWith(`${n}@example.com`)));
+    const extensions = () =>
+      database.db.select().from(activations).where(eq(activations.extendsId, view.activation.id));
+    return { dee, view, oldEnd, told, extensions };
+  }
+
+  test('a target that refuses the new end for good: the activation keeps its old end, requester and admins told', async () => {
+    const { dee, view, oldEnd, told, extensions } = await running();
     core.recording.failWith(new GrantError('directory says no', { retryable: false }));
     await core.activations.extend({
       actor: dee,
@@ -730,22 +746,122 @@ describe('the target system follows extensions and failures', () => {
       durationMinutes: 30,
       justification: 'm',
     });
+    expect((await core.activations.get(view.activation.id)).activation).toMatchObject({
+      status: 'active',
+      endAt: oldEnd,
+    });
+    const [extension] = await extensions();
+    expect(extension).toMatchObject({ status: 'failed', attempts: 1, lastError: 'directory says no' });
     const events = await database.db
       .select()
       .from(auditEvents)
-      .where(eq(auditEvents.subjectId, view.activation.id));
-    expect(events.find((e) => e.action === 'activation.extend_failed')?.data).toMatchObject({
+      .where(eq(auditEvents.subjectId, extension?.id ?? ''));
+    expect(events.find((e) => e.action === 'extension.failed')?.data).toMatchObject({
       error: 'directory says no',
       provider: 'recording',
     });
-    const alerts = await database.db
-      .select({ to: principals.email })
-      .from(notifications)
-      .innerJoin(principals, eq(principals.id, notifications.recipientId))
-      .where(
-        and(eq(notifications.activationId, view.activation.id), eq(notifications.kind, 'extend_failed')),
-      );
-    expect(alerts).toEqual([{ to: email('ana') }]);
+    expect(await told('extend_failed')).toEqual([
+      { to: email('ana'), data: { role: role('r'), error: 'directory says no' } },
+    ]);
+    expect(await told('extension_failed')).toEqual([
+      {
+        to: email('dee'),
+        data: { role: role('r'), error: 'directory says no', endAt: oldEnd?.toISOString() },
+      },
+    ]);
+    expect(await told('activation_extended')).toEqual([]);
+  });
+
+  test('a transient failure of the new end is retried by the loop with backoff, then applied', async () => {
+    const { dee, view, oldEnd, told, extensions } = await running();
+    core.recording.failWith(new GrantError('Graph answered 503', { retryable: true }));
+    const pending = await core.activations.extend({
+      actor: dee,
+      activationId: view.activation.id,
+      durationMinutes: 30,
+      justification: 'm',
+    });
+    expect(pending.activation).toMatchObject({ kind: 'extension', status: 'activating', attempts: 1 });
+    // Not applied yet: the activation still ends at its old end, and a second extension waits.
+    expect((await core.activations.get(view.activation.id)).activation.endAt).toEqual(oldEnd);
+    const again = await core.activations
+      .extend({ actor: dee, activationId: view.activation.id, durationMinutes: 30, justification: 'm' })
+      .catch((e: unknown) => e);
+    expect((again as ElevateError).message).toContain('still being applied');
+    expect(await core.activations.retryDue()).toBe(0); // not before its backoff
+    core.advance(1);
+    expect(await core.activations.retryDue()).toBe(1);
+    const after = (await core.activations.get(view.activation.id)).activation;
+    expect(after.status).toBe('active');
+    expect(after.endAt?.getTime()).toBe((oldEnd?.getTime() ?? 0) + 30 * 60_000);
+    expect((await extensions()).map((e) => e.status)).toEqual(['approved']);
+    const extendCalls = core.recording.calls.filter((c) => c.op === 'extend');
+    expect(extendCalls.map((c) => c.target.attempt)).toEqual([1, 2]);
+    expect(extendCalls.map((c) => c.target.activation.endAt)).toEqual([after.endAt, after.endAt]);
+    expect(await told('activation_extended')).toHaveLength(1);
+    expect(await told('extension_failed')).toEqual([]);
+  });
+
+  test('an approved extension whose new end fails transiently is retried too, and never outlives its activation', async () => {
+    const eve = email('eve');
+    await core.role(role('gated'), { requireApproval: true, approvers: [email('bo')], maxDuration: 240 });
+    await core.eligible(eve, role('gated'));
+    const eveActor = await core.person(eve);
+    const bo = await core.person(email('bo'));
+    const gated = await core.activations.requestActivation({
+      actor: eveActor,
+      roleName: role('gated'),
+      justification: 'x',
+    });
+    await core.activations.approve({ actor: bo, activationId: gated.activation.id });
+    const oldEnd = (await core.activations.get(gated.activation.id)).activation.endAt;
+    const ask = await core.activations.extend({
+      actor: eveActor,
+      activationId: gated.activation.id,
+      durationMinutes: 45,
+      justification: 'y',
+    });
+    core.recording.failWith(new Error('socket hang up'));
+    const decided = await core.activations.approve({ actor: bo, activationId: ask.activation.id });
+    expect(decided.view.activation).toMatchObject({ status: 'activating', attempts: 1 });
+    expect((await core.activations.get(gated.activation.id)).activation.endAt).toEqual(oldEnd);
+    // The activation ends before the retry: the extension fails without another call.
+    core.advance(61);
+    await core.activations.expireDue();
+    expect((await core.activations.get(gated.activation.id)).activation.status).toBe('ended');
+    await core.activations.retryDue();
+    expect((await core.activations.get(ask.activation.id)).activation).toMatchObject({
+      status: 'failed',
+      lastError: 'the activation ended before its new end was applied',
+    });
+    expect(core.recording.calls.filter((c) => c.op === 'extend')).toHaveLength(1);
+  });
+
+  test('when transient failures of the new end run out, the activation keeps its old end and the requester is told', async () => {
+    const { dee, view, oldEnd, told, extensions } = await running();
+    core.recording.failWith(...Array.from({ length: 5 }, () => new Error('connect ETIMEDOUT')));
+    await core.activations.extend({
+      actor: dee,
+      activationId: view.activation.id,
+      durationMinutes: 60,
+      justification: 'm',
+    });
+    // Backoff of 2, 4, 8, 16 s (with jitter): well inside a minute a tick, and before the old end.
+    for (let i = 0; i < 10; i++) {
+      core.advance(1);
+      await core.activations.retryDue();
+    }
+    expect(core.recording.calls.filter((c) => c.op === 'extend')).toHaveLength(5);
+    const [extension] = await extensions();
+    expect(extension).toMatchObject({ status: 'failed', attempts: 5, lastError: 'connect ETIMEDOUT' });
+    expect((await core.activations.get(view.activation.id)).activation).toMatchObject({
+      status: 'active',
+      endAt: oldEnd,
+    });
+    expect(await told('extension_failed')).toMatchObject([
+      { to: email('dee'), data: { error: 'connect ETIMEDOUT', endAt: oldEnd?.toISOString() } },
+    ]);
+    expect(await told('extend_failed')).toHaveLength(1);
   });
 
   test('when transient grant failures run out, the activation fails and whatever may be granted is taken back', async () => {

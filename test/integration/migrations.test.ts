@@ -21,6 +21,8 @@ test('migrations create every table from empty', async () => {
     'eligibilities',
     'notifications',
     'principals',
+    'reconcile_findings',
+    'reconcile_leases',
     'roles',
     'step_ups',
   ]);

@@ -40,7 +40,7 @@ async function freePort(): Promise<number> {
 
 /** A fresh core (clock at the real now: the provider stamps real times) and its step-up routes. */
 function useCore(rememberMinutes = 0, acrValues: string[] = []) {
-  core = createCore(database.db, new Date(), { publicUrl, rememberMinutes });
+  core = createCore(database.db, new Date(), { stepUp: { publicUrl, rememberMinutes } });
   const routes = createStepUpRoutes({
     db: database.db,
     clock: core.clock,

@@ -49,19 +49,21 @@ export function createRecordingProvider(type = 'recording') {
 }
 
 /**
- * The core services on a test database, with a clock the test moves. Step-up MFA is off unless
- * `stepUp` says where links point (as PUBLIC_URL does in production).
+ * The core services on a test database, with a clock the test moves. `options.env` switches on
+ * real providers beside the recording one (a target database, a fake Graph or Slack); step-up
+ * MFA is off unless `options.stepUp` says where links point (as PUBLIC_URL does in production).
  */
 export function createCore(
   db: Db,
   start = new Date('2026-06-01T09:00:00Z'),
-  stepUp: StepUpOptions = { publicUrl: undefined, rememberMinutes: 0 },
+  options: { stepUp?: StepUpOptions; env?: NodeJS.ProcessEnv } = {},
 ) {
+  const { stepUp = { publicUrl: undefined, rememberMinutes: 0 }, env = {} } = options;
   let now = start;
   const clock = () => now;
   const recording = createRecordingProvider();
   const providers = createProviderRegistry({
-    env: {},
+    env,
     definitions: [
       ...PROVIDERS,
       { type: 'recording', roleConfig: z.object({}).strict(), create: () => recording.provider },

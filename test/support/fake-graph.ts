@@ -62,6 +62,10 @@ export interface FakeGraph {
   addRoleDefinition(id: string, displayName?: string): void;
   /** The group's direct members (object ids). */
   members(groupId: string): string[];
+  /** Makes someone a direct member behind Elevate's back (the portal, another tool). */
+  addMember(groupId: string, objectId: string): void;
+  /** Assigns a role permanently behind Elevate's back (outside PIM). */
+  assignOutside(principalId: string, roleDefinitionId: string, directoryScopeId?: string): void;
   /** The live (not yet ended) role assignment schedules. */
   schedules(filter?: { principalId?: string; roleDefinitionId?: string }): FakeSchedule[];
   readonly requests: RecordedRequest[];
@@ -94,12 +98,15 @@ export async function startFakeGraph(
     clientId?: string;
     clientSecret?: string;
     tokenLifetimeSeconds?: number;
+    /** Items per page of a listing; more follow through `@odata.nextLink`, as Graph pages them. */
+    pageSize?: number;
   } = {},
 ): Promise<FakeGraph> {
   const tenantId = options.tenantId ?? crypto.randomUUID();
   const clientId = options.clientId ?? crypto.randomUUID();
   const clientSecret = options.clientSecret ?? `secret-${crypto.randomUUID()}`;
   const lifetime = options.tokenLifetimeSeconds ?? 3599;
+  const pageSize = options.pageSize ?? 100;
 
   const users: FakeUser[] = [];
   const groups = new Map<string, { info: Record<string, unknown>; members: Set<string> }>();
@@ -230,6 +237,21 @@ export async function startFakeGraph(
     const member = path.match(/^\/groups\/([^/]+)\/members\/([^/]+)(\/microsoft\.graph\.user)?$/);
     const removeMember = path.match(/^\/groups\/([^/]+)\/members\/([^/]+)\/\$ref$/);
     const roleDefinition = path.match(/^\/roleManagement\/directory\/roleDefinitions\/([^/]+)$/);
+    const memberList = path.match(/^\/groups\/([^/]+)\/members$/);
+
+    /** One page of a listing, with the next link Graph would give (an opaque skip token). */
+    const paged = (items: unknown[]): Reply => {
+      const skip = Number(query.$skiptoken ?? 0);
+      const rest = { ...query, $skiptoken: String(skip + pageSize) };
+      const next = `${url}/v1.0${path}?${new URLSearchParams(rest).toString()}`;
+      return {
+        status: 200,
+        body: {
+          value: items.slice(skip, skip + pageSize),
+          ...(skip + pageSize < items.length ? { '@odata.nextLink': next } : {}),
+        },
+      };
+    };
 
     if (method === 'GET' && path === '/users') {
       const mail = query.$filter?.match(/^mail eq '(.*)'$/)?.[1]?.replaceAll("''", "'");
@@ -274,6 +296,25 @@ export async function startFakeGraph(
       return found.members.has(member[2] ?? '')
         ? { status: 200, body: { id: member[2] } }
         : notFound(member[2]);
+    }
+    if (method === 'GET' && memberList) {
+      const found = groups.get(memberList[1] ?? '');
+      if (!found) return notFound(memberList[1]);
+      return paged([...found.members].map((id) => ({ '@odata.type': '#microsoft.graph.user', id })));
+    }
+    if (method === 'GET' && path === '/roleManagement/directory/roleAssignments') {
+      const filter = query.$filter?.match(/^roleDefinitionId eq '([^']*)'$/);
+      if (!filter) return graphFailure(400, 'BadRequest', 'Unsupported query.');
+      // Every live schedule is an assignment in force (the fake starts them at once).
+      const value = live()
+        .filter((s) => s.roleDefinitionId === filter[1])
+        .map((s) => ({
+          id: s.id,
+          principalId: s.principalId,
+          roleDefinitionId: s.roleDefinitionId,
+          directoryScopeId: s.directoryScopeId,
+        }));
+      return paged(value);
     }
     if (method === 'GET' && roleDefinition) {
       const name = roleDefinitions.get(roleDefinition[1] ?? '');
@@ -387,6 +428,24 @@ export async function startFakeGraph(
       roleDefinitions.set(id, displayName);
     },
     members: (groupId) => [...(groups.get(groupId)?.members ?? [])],
+    addMember(groupId, objectId) {
+      groups.get(groupId)?.members.add(objectId);
+    },
+    assignOutside(principalId, roleDefinitionId, directoryScopeId = '/') {
+      schedules.push({
+        id: crypto.randomUUID(),
+        principalId,
+        roleDefinitionId,
+        directoryScopeId,
+        assignmentType: 'Assigned',
+        memberType: 'Direct',
+        status: 'Provisioned',
+        scheduleInfo: {
+          startDateTime: new Date().toISOString(),
+          expiration: { type: 'noExpiration', endDateTime: null },
+        },
+      });
+    },
     schedules: (filter = {}) =>
       live().filter(
         (s) =>

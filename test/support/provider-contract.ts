@@ -94,6 +94,26 @@ export function providerContract(name: string, setup: () => Promise<ContractSetu
       expect(await s.provider.check(s.target)).toBe(false);
     });
 
+    test('members lists a holder by the account accountOf names; accounts[type] alone revokes it', async () => {
+      const s = await setup();
+      if (!s.provider.members || !s.provider.accountOf) return; // a provider that cannot list its target
+      const { role, principal } = s.target;
+      const account = await s.provider.accountOf(role, principal);
+      expect(await s.provider.members(role)).not.toContain(account);
+      await s.provider.grant(s.target);
+      expect(await s.provider.members(role)).toContain(account);
+      // Reconciliation knows an unmanaged holder only by account: a stand-in principal names it.
+      const standIn = {
+        id: crypto.randomUUID(),
+        email: account,
+        accounts: { [s.provider.type]: account },
+        identities: [],
+      };
+      await s.provider.revoke({ ...s.target, principal: standIn });
+      expect(await s.provider.members(role)).not.toContain(account);
+      if (s.isGranted) expect(await s.isGranted()).toBe(false);
+    });
+
     test('an unknown account fails permanently with a message naming it', async () => {
       const s = await setup();
       if (!s.unknown) return;

@@ -11,6 +11,7 @@ import {
   type GraphClient,
   graphError,
   graphSettings,
+  listAll,
   record,
   segment,
   stringField,
@@ -71,7 +72,7 @@ function createEntraGroupProvider(graph: GraphClient): GrantProvider {
     type: TYPE,
 
     async grant(target) {
-      const { group } = parameters(target);
+      const { group } = parameters(target.role);
       const user = await users.objectId(target.principal);
       const what = `adding ${target.principal.email} (${user}) to group ${group}`;
       const response = await graph.send({
@@ -88,7 +89,7 @@ function createEntraGroupProvider(graph: GraphClient): GrantProvider {
     },
 
     async revoke(target) {
-      const { group } = parameters(target);
+      const { group } = parameters(target.role);
       const user = await users.objectId(target.principal);
       const what = `removing ${target.principal.email} (${user}) from group ${group}`;
       const response = await graph.send({
@@ -105,7 +106,7 @@ function createEntraGroupProvider(graph: GraphClient): GrantProvider {
     },
 
     async check(target) {
-      const { group } = parameters(target);
+      const { group } = parameters(target.role);
       const user = await users.objectId(target.principal);
       const what = `reading whether ${target.principal.email} (${user}) is a member of group ${group}`;
       // Direct members only (not transitive): the membership grant and revoke manage.
@@ -120,13 +121,29 @@ function createEntraGroupProvider(graph: GraphClient): GrantProvider {
       if (response.status === 404) return false;
       throw unexpectedAnswer(response, what);
     },
+
+    async members(role) {
+      const { group } = parameters(role);
+      // Direct members of any kind (users, groups, service principals): all hold the access.
+      const members = await listAll(graph, {
+        method: 'GET',
+        path: `/groups/${segment(group)}/members`,
+        query: { $select: 'id' },
+        what: `reading the members of group ${group}`,
+        permission: PERMISSION,
+      });
+      return members.flatMap((member) => stringField(member, 'id')?.toLowerCase() ?? []);
+    },
+
+    // Object ids compare lower-cased: a policy may write them in capitals.
+    accountOf: async (_role, principal) => (await users.objectId(principal)).toLowerCase(),
   };
 }
 
 /** The role's parameters: the registry hands them parsed already; parsing again is harmless. */
-function parameters(target: GrantTarget): GroupConfig {
-  const parsed = roleConfig.safeParse(target.role.config);
+function parameters(role: GrantTarget['role']): GroupConfig {
+  const parsed = roleConfig.safeParse(role.config);
   if (parsed.success) return parsed.data;
   const problems = parsed.error.issues.map((i) => `${i.path.join('.') || 'parameters'}: ${i.message}`);
-  throw new GrantError(`role ${target.role.name}: ${TYPE} ${problems.join('; ')}`, { retryable: false });
+  throw new GrantError(`role ${role.name}: ${TYPE} ${problems.join('; ')}`, { retryable: false });
 }

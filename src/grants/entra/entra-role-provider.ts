@@ -11,6 +11,7 @@ import {
   type GraphClient,
   graphError,
   graphSettings,
+  listAll,
   record,
   segment,
   stringField,
@@ -105,7 +106,7 @@ function createEntraRoleProvider(graph: GraphClient): GrantProvider {
     type: TYPE,
 
     async grant(target) {
-      const config = parameters(target);
+      const config = parameters(target.role);
       const principalId = await users.objectId(target.principal);
       const what = `assigning role ${config.roleDefinition} at ${config.directoryScope} to ${target.principal.email} (${principalId})`;
       const refused = await request(schedule('adminAssign', principalId, config, target), what);
@@ -124,7 +125,7 @@ function createEntraRoleProvider(graph: GraphClient): GrantProvider {
     },
 
     async extend(target) {
-      const config = parameters(target);
+      const config = parameters(target.role);
       const principalId = await users.objectId(target.principal);
       const end = target.activation.endAt?.toISOString() ?? 'no end';
       const what = `moving the end of role ${config.roleDefinition} at ${config.directoryScope} for ${target.principal.email} (${principalId}) to ${end}`;
@@ -141,7 +142,7 @@ function createEntraRoleProvider(graph: GraphClient): GrantProvider {
     },
 
     async revoke(target) {
-      const config = parameters(target);
+      const config = parameters(target.role);
       const principalId = await users.objectId(target.principal);
       const what = `removing role ${config.roleDefinition} at ${config.directoryScope} from ${target.principal.email} (${principalId})`;
       const refused = await request(
@@ -161,11 +162,35 @@ function createEntraRoleProvider(graph: GraphClient): GrantProvider {
     },
 
     async check(target) {
-      const config = parameters(target);
+      const config = parameters(target.role);
       const principalId = await users.objectId(target.principal);
       const what = `reading the assignments of role ${config.roleDefinition} to ${target.principal.email} (${principalId})`;
       return (await schedules(principalId, config, what)).length > 0;
     },
+
+    async members(role) {
+      const config = parameters(role);
+      const quote = (value: string) => `'${value.replaceAll("'", "''")}'`;
+      // Active assignments, however they were made (PIM, the portal, another tool): the scope is
+      // compared here, as Graph documents $filter on roleDefinitionId but not on both together.
+      const assignments = await listAll(graph, {
+        method: 'GET',
+        path: '/roleManagement/directory/roleAssignments',
+        query: { $filter: `roleDefinitionId eq ${quote(config.roleDefinition)}` },
+        what: `reading the assignments of role ${config.roleDefinition}`,
+        permission: PERMISSION,
+      });
+      return [
+        ...new Set(
+          assignments
+            .filter((a) => a.directoryScopeId === config.directoryScope)
+            .flatMap((a) => stringField(a, 'principalId')?.toLowerCase() ?? []),
+        ),
+      ];
+    },
+
+    // Object ids compare lower-cased: a policy may write them in capitals.
+    accountOf: async (_role, principal) => (await users.objectId(principal)).toLowerCase(),
   };
 }
 
@@ -209,9 +234,9 @@ function endOf(schedule: Record<string, unknown>): number {
 }
 
 /** The role's parameters: the registry hands them parsed already; parsing again is harmless. */
-function parameters(target: GrantTarget): RoleConfig {
-  const parsed = roleConfig.safeParse(target.role.config);
+function parameters(role: GrantTarget['role']): RoleConfig {
+  const parsed = roleConfig.safeParse(role.config);
   if (parsed.success) return parsed.data;
   const problems = parsed.error.issues.map((i) => `${i.path.join('.') || 'parameters'}: ${i.message}`);
-  throw new GrantError(`role ${target.role.name}: ${TYPE} ${problems.join('; ')}`, { retryable: false });
+  throw new GrantError(`role ${role.name}: ${TYPE} ${problems.join('; ')}`, { retryable: false });
 }

@@ -50,7 +50,10 @@ export function graphSettings(env: NodeJS.ProcessEnv, type: string): GraphSettin
 /** One call to Graph, described so that a failure can say what was tried and what would fix it. */
 export interface GraphRequest {
   method: 'GET' | 'POST' | 'DELETE';
-  /** Under the version root, e.g. `/groups/{id}/members/$ref`; ids already encoded (`segment`). */
+  /**
+   * Under the version root, e.g. `/groups/{id}/members/$ref`; ids already encoded (`segment`). Or
+   * an absolute URL Graph handed out (`@odata.nextLink`), used as it is, without `query`.
+   */
   path: string;
   /** OData query options, e.g. `{ $select: 'id' }`. */
   query?: Record<string, string>;
@@ -167,7 +170,9 @@ export function createGraphClient(
       const query = Object.entries(request.query ?? {})
         .map(([name, value]) => `${name}=${encodeURIComponent(value)}`)
         .join('&');
-      const url = `${settings.graphUrl}/v1.0${request.path}${query ? `?${query}` : ''}`;
+      const url = request.path.startsWith(`${settings.graphUrl}/`)
+        ? request.path
+        : `${settings.graphUrl}/v1.0${request.path}${query ? `?${query}` : ''}`;
       for (let attempt = 1; ; attempt++) {
         const token = await client.token();
         const { response, body } = await call(
@@ -206,6 +211,32 @@ export function createGraphClient(
     },
   };
   return client;
+}
+
+/**
+ * Every item of a Graph collection, following `@odata.nextLink` page by page. A next link that
+ * leaves this cloud's Graph is refused rather than sent our token.
+ */
+export async function listAll(graph: GraphClient, request: GraphRequest): Promise<Record<string, unknown>[]> {
+  const items: Record<string, unknown>[] = [];
+  let next: GraphRequest | undefined = request;
+  while (next) {
+    const response = await graph.send(next);
+    if (response.status !== 200) throw unexpectedAnswer(response, request.what);
+    const page = record(response.body);
+    if (Array.isArray(page.value)) items.push(...page.value.map(record));
+    const link = stringField(page, '@odata.nextLink');
+    if (link && !link.startsWith(`${graph.settings.graphUrl}/`)) {
+      throw new GrantError(
+        `Microsoft Graph sent a next page outside ${graph.settings.graphUrl} while ${request.what}`,
+        {
+          retryable: false,
+        },
+      );
+    }
+    next = link ? { ...request, path: link, query: undefined } : undefined;
+  }
+  return items;
 }
 
 /** Graph's `{ error: { code, message } }`, or what there is of it. */

@@ -212,26 +212,32 @@ async function missingRole(
 function createPostgresProvider(env: NodeJS.ProcessEnv): GrantProvider {
   const pools = new Map<string, postgres.Sql>();
 
-  /** Everything one call needs: the parsed parameters, the login and a client. */
-  function resolve(target: GrantTarget) {
-    const parsed = postgresRoleConfig.safeParse(target.role.config);
+  /** The parsed parameters of a role and a client for its server. */
+  function resolveRole(role: GrantTarget['role']) {
+    const parsed = postgresRoleConfig.safeParse(role.config);
     if (!parsed.success) {
       const problems = parsed.error.issues
         .map((issue) => `${issue.path.join('.')}: ${issue.message}`)
         .join('; ');
-      const message = `role "${target.role.name}" has invalid postgres parameters: ${problems}`;
+      const message = `role "${role.name}" has invalid postgres parameters: ${problems}`;
       throw new GrantError(message, { retryable: false });
     }
     const config: PostgresRoleConfig = parsed.data;
     const variable = config.connection.slice('env:'.length);
     const url = resolveEnv(config.connection, env);
-    const login = loginOf(target.principal, config.login);
     let sql = pools.get(url);
     if (!sql) {
       sql = connect(url, variable, 2);
       pools.set(url, sql);
     }
-    return { sql, variable, group: config.role, login, email: target.principal.email };
+    return { sql, variable, config, group: config.role };
+  }
+
+  /** Everything one call needs: the parsed parameters, the login and a client. */
+  function resolve(target: GrantTarget) {
+    const { sql, variable, config, group } = resolveRole(target.role);
+    const login = loginOf(target.principal, config.login);
+    return { sql, variable, group, login, email: target.principal.email };
   }
 
   return {
@@ -290,6 +296,26 @@ function createPostgresProvider(env: NodeJS.ProcessEnv): GrantProvider {
       } catch (error) {
         throw failure(error, `reading the members of "${group}"`, variable);
       }
+    },
+
+    async members(role) {
+      const { sql, group, variable } = resolveRole(role);
+      try {
+        // Direct members only: the membership grant and revoke manage.
+        const rows = await sql<{ login: string }[]>`
+          select l.rolname as login
+            from pg_auth_members m
+            join pg_roles g on g.oid = m.roleid
+            join pg_roles l on l.oid = m.member
+           where g.rolname = ${group}`;
+        return [...new Set(rows.map((row) => row.login))];
+      } catch (error) {
+        throw failure(error, `reading the members of "${group}"`, variable);
+      }
+    },
+
+    async accountOf(role, principal) {
+      return loginOf(principal, resolveRole(role).config.login);
     },
   };
 }

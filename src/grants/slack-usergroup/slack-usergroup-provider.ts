@@ -128,7 +128,8 @@ function createSlackUsergroupProvider(client: WebClient): GrantProvider {
 
   /** The principal's Slack user id: mapped in the policy, else their Slack identity here, else by email. */
   async function userIdOf(principal: GrantTarget['principal']): Promise<string> {
-    const mapped = principal.accounts.slack;
+    // accounts[type] as the port defines it (reconciliation's holders); `slack` as the policy writes it.
+    const mapped = principal.accounts[TYPE] ?? principal.accounts.slack;
     if (mapped !== undefined) {
       if (!USER_ID.test(mapped)) {
         throw permanent(
@@ -231,6 +232,12 @@ function createSlackUsergroupProvider(client: WebClient): GrantProvider {
       const { user, groupId } = await resolve(target);
       return (await membersOf(groupId)).includes(user);
     },
+    async members(role) {
+      const config = roleConfig.safeParse(role.config);
+      if (!config.success) throw permanent(`role ${role.name}: invalid slack-usergroup parameters`);
+      return membersOf(await groupIdOf(config.data));
+    },
+    accountOf: (_role, principal) => userIdOf(principal),
   };
 }
 

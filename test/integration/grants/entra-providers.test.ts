@@ -9,7 +9,8 @@ import { grantTarget, providerContract } from '../../support/provider-contract.t
 
 let fake: FakeGraph;
 beforeAll(async () => {
-  fake = await startFakeGraph();
+  // Small pages, so the listings reconciliation reads really follow @odata.nextLink.
+  fake = await startFakeGraph({ pageSize: 2 });
 });
 afterAll(() => fake.close());
 
@@ -600,5 +601,46 @@ describe('entra providers: verify', () => {
     expect(await registry.verify('entra-group', { group })).toEqual([
       `group: no group has the id ${group} in tenant ${fake.tenantId}`,
     ]);
+  });
+});
+
+describe('entra providers: members (reconciliation)', () => {
+  test('entra-group lists every direct member across pages, also those added outside Elevate', async () => {
+    const provider = created(entraGroupProvider);
+    const group = newGroup();
+    const users = [newUser(), newUser(), newUser(), newUser(), newUser()];
+    for (const user of users.slice(0, 3)) {
+      await provider.grant(grantTarget({ email: user.mail, config: { group } }));
+    }
+    for (const user of users.slice(3)) fake.addMember(group, user.id);
+    const mark = fake.requests.length;
+    expect((await provider.members?.({ name: 'r', scope: 's', config: { group } }))?.sort()).toEqual(
+      users.map((u) => u.id).sort(),
+    );
+    // Five members at two a page: three pages, the later ones through the next link.
+    const pages = since(mark).filter((r) => r.path.endsWith('/members'));
+    expect(pages.map((r) => r.query.$skiptoken)).toEqual([undefined, '2', '4']);
+  });
+
+  test('an object id mapped in capitals names the same holder as Graph lists it', async () => {
+    const provider = created(entraGroupProvider);
+    const group = newGroup();
+    const user = newUser();
+    const target = grantTarget({ accounts: { entra: user.id.toUpperCase() }, config: { group } });
+    fake.addMember(group, user.id); // Graph itself matches ids in any case; the fake does not
+    const account = await provider.accountOf?.(target.role, target.principal);
+    expect(account).toBe(user.id);
+    expect(await provider.members?.(target.role)).toEqual([account]);
+  });
+
+  test("entra-role lists the assignments at the role's scope only, those made outside PIM too", async () => {
+    const provider = created(entraRoleProvider);
+    const roleDefinition = newRoleDefinition();
+    const [viaElevate, outside, elsewhere] = [newUser(), newUser(), newUser()];
+    await provider.grant(grantTarget({ email: viaElevate.mail, config: { roleDefinition } }));
+    fake.assignOutside(outside.id, roleDefinition);
+    fake.assignOutside(elsewhere.id, roleDefinition, '/administrativeUnits/au-1');
+    const role = { name: 'r', scope: 's', config: { roleDefinition, directoryScope: '/' } };
+    expect((await provider.members?.(role))?.sort()).toEqual([viaElevate.id, outside.id].sort());
   });
 });

@@ -25,6 +25,8 @@ test('the defaults are PIM’s', () => {
     maxActiveAssignment: 15 * 1440,
     allowExtension: true,
     minActiveBeforeDeactivation: 5,
+    revokeUnmanagedGrants: false,
+    standingHolders: [],
   });
 });
 

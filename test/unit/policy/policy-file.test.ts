@@ -176,6 +176,20 @@ eligibility:
     expect(result.partial?.incomplete).toEqual(['roles', 'eligibility']);
   });
 
+  test('reconciliation settings: report only by default, revoke and standing holders when set', () => {
+    const policy = parsed(
+      'roles: [{ name: r }, { name: s, settings: { revokeUnmanagedGrants: true, standingHolders: [etl_service, U0ANA] } }]',
+    );
+    expect(policy.roles?.[0]?.settings).toMatchObject({ revokeUnmanagedGrants: false, standingHolders: [] });
+    expect(policy.roles?.[1]?.settings).toMatchObject({
+      revokeUnmanagedGrants: true,
+      standingHolders: ['etl_service', 'U0ANA'],
+    });
+    expect(problems('roles: [{ name: r, settings: { standingHolders: "" } }]')[0]).toMatch(
+      /^roles\[0\]\.settings\.standingHolders: /,
+    );
+  });
+
   test('only minActiveBeforeDeactivation may be zero', () => {
     const policy = parsed('roles: [{ name: r, settings: { minActiveBeforeDeactivation: 0m } }]');
     expect(policy.roles?.[0]?.settings.minActiveBeforeDeactivation).toBe(0);
