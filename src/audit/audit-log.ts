@@ -20,23 +20,44 @@ export interface AuditEntry {
 export type AuditEvent = typeof auditEvents.$inferSelect;
 
 /**
- * Appends one event to the chain. Call it inside the transaction of the change it records:
- * the transaction-scoped advisory lock makes appends take turns until commit, so `prevHash`
- * always names the event committed just before, even with many writers and replicas.
+ * Appends one event to the chain. Call it inside the transaction of the change it records
+ * (see `appendAudits`).
+ */
+export function appendAudit(tx: Tx, entry: AuditEntry): Promise<void> {
+  return appendAudits(tx, [entry]);
+}
+
+/**
+ * Appends events to the chain in the given order. Call it inside the transaction of the changes
+ * they record: the transaction-scoped advisory lock makes appends take turns until commit, so
+ * `prevHash` always names the event committed just before, even with many writers and replicas.
+ * A batch takes the lock once and links its events in memory, then inserts them in order.
  * It relies on READ COMMITTED (our only isolation level): the read after the lock sees the
  * latest commit. Hence `Tx`, not `Db`: outside a transaction the lock would protect nothing.
  */
-export async function appendAudit(tx: Tx, entry: AuditEntry): Promise<void> {
+export async function appendAudits(tx: Tx, entries: readonly AuditEntry[]): Promise<void> {
+  if (entries.length === 0) return;
   await tx.execute(sql`select pg_advisory_xact_lock(hashtext('elevate.audit_events'))`);
   const [last] = await tx
     .select({ hash: auditEvents.hash })
     .from(auditEvents)
     .orderBy(desc(auditEvents.seq))
     .limit(1);
-  const prevHash = last?.hash ?? GENESIS_HASH;
-  const event = { ...entry, data: entry.data ?? {} };
-  await tx.insert(auditEvents).values({ ...event, prevHash, hash: hashEvent(prevHash, event) });
+  let prevHash = last?.hash ?? GENESIS_HASH;
+  const rows = entries.map((entry) => {
+    const event = { ...entry, data: entry.data ?? {} };
+    const row = { ...event, prevHash, hash: hashEvent(prevHash, event) };
+    prevHash = row.hash;
+    return row;
+  });
+  // A multi-row VALUES takes its seq values in row order, so seq order is chain order.
+  for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+    await tx.insert(auditEvents).values(rows.slice(i, i + INSERT_CHUNK));
+  }
 }
+
+/** Rows per INSERT: 8 parameters each stay well under PostgreSQL's 65,535 per statement. */
+const INSERT_CHUNK = 2_000;
 
 /** SHA-256 over the previous hash and the event's canonical content. */
 export function hashEvent(prevHash: string, event: Omit<AuditEntry, 'data'> & { data: unknown }): string {

@@ -1,4 +1,4 @@
-import { appendAudit } from '../audit/audit-log.ts';
+import { appendAudits } from '../audit/audit-log.ts';
 import type { Tx } from '../db/client.ts';
 import type { Actor } from './actor.ts';
 import { notifications } from './notification.sql.ts';
@@ -22,39 +22,62 @@ export interface Change {
   notify?: Notice[];
 }
 
+/** A change to one activation, as `recordChanges` takes it. */
+export type ActivationChange = Omit<Change, 'subjectType' | 'subjectId' | 'activationId'>;
+
 /**
  * Writes the audit event and the outbox rows of a change. Call it in the transaction that made
  * the change, so state, audit and notifications commit together or not at all.
  */
-export async function recordChange(tx: Tx, change: Change): Promise<void> {
-  const notice = change.notify ?? [];
-  if (notice.length > 0) {
-    await tx.insert(notifications).values(
-      notice.map((n) => ({
-        recipientId: n.recipientId,
-        kind: n.kind,
-        activationId: change.activationId ?? null,
-        data: n.data ?? {},
-        nextAttemptAt: change.at,
-      })),
-    );
-  }
-  // Last: the audit append holds the chain lock until commit, so keep it at the very end.
-  await appendAudit(tx, {
-    actor: change.actor.label,
-    action: change.action,
-    subjectType: change.subjectType,
-    subjectId: change.subjectId,
-    data: change.data,
-    at: change.at,
-  });
+export function recordChange(tx: Tx, change: Change): Promise<void> {
+  return recordChanges(tx, [change]);
 }
 
+/**
+ * Writes the audit events and outbox rows of many changes (a batch of the loop) in bulk: one
+ * INSERT per few thousand rows and one turn at the audit chain, with the events in `changes`'
+ * order. Same contract as `recordChange`.
+ */
+export async function recordChanges(tx: Tx, changes: readonly Change[]): Promise<void> {
+  const rows = changes.flatMap((change) =>
+    (change.notify ?? []).map((n) => ({
+      recipientId: n.recipientId,
+      kind: n.kind,
+      activationId: change.activationId ?? null,
+      data: n.data ?? {},
+      nextAttemptAt: change.at,
+    })),
+  );
+  for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+    await tx.insert(notifications).values(rows.slice(i, i + INSERT_CHUNK));
+  }
+  // Last: the audit append holds the chain lock until commit, so keep it at the very end.
+  await appendAudits(
+    tx,
+    changes.map((change) => ({
+      actor: change.actor.label,
+      action: change.action,
+      subjectType: change.subjectType,
+      subjectId: change.subjectId,
+      data: change.data,
+      at: change.at,
+    })),
+  );
+}
+
+/** Outbox rows per INSERT: 5 parameters each stay well under PostgreSQL's 65,535 per statement. */
+const INSERT_CHUNK = 5_000;
+
 /** A change to one activation: its id is the audit subject and the notifications' reference. */
+export function activationChange(activationId: string, change: ActivationChange): Change {
+  return { ...change, subjectType: 'activation', subjectId: activationId, activationId };
+}
+
+/** Records a change to one activation (see `activationChange`). */
 export function recordActivationChange(
   tx: Tx,
   activationId: string,
-  change: Omit<Change, 'subjectType' | 'subjectId' | 'activationId'>,
+  change: ActivationChange,
 ): Promise<void> {
-  return recordChange(tx, { ...change, subjectType: 'activation', subjectId: activationId, activationId });
+  return recordChange(tx, activationChange(activationId, change));
 }
