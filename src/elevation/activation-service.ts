@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { and, eq, gt, isNull, lte, ne, or } from 'drizzle-orm';
+import { and, eq, gt, inArray, isNull, lte, ne, or, type SQL } from 'drizzle-orm';
 import type { Clock } from '../clock.ts';
 import type { Db, Tx } from '../db/client.ts';
 import { conflict, forbidden, invalid } from '../errors.ts';
@@ -164,27 +164,43 @@ export function createActivationService(deps: ActivationDeps) {
     due: 'startAt' | 'endAt' | 'nextAttemptAt' | 'approvalExpiresAt',
     limit: number,
     step: BatchStep,
+    also?: SQL,
   ): Promise<ActivationView[]> {
     const now = clock();
     return runTx(async (tx) => {
-      const rows = await tx
-        .select({ activation: activations, role: roles, principal: principals })
+      // Lock the due rows first, on the activations alone (an index range scan), then load them
+      // with their role and principal by primary key: one query joining first would make the
+      // planner join every due row before it sorts and limits.
+      const claimed = await tx
+        .select({ id: activations.id })
         .from(activations)
-        .innerJoin(roles, eq(roles.id, activations.roleId))
-        .innerJoin(principals, eq(principals.id, activations.principalId))
         .where(
           and(
             eq(activations.status, status),
             lte(activations[due], now),
             // Extensions only wait for a decision; once approved they are applied and done.
             status === 'pending_approval' ? undefined : ne(activations.kind, 'extension'),
+            also,
           ),
         )
         .orderBy(activations[due])
         .limit(limit)
-        .for('update', { of: activations, skipLocked: true });
+        .for('update', { skipLocked: true });
+      if (claimed.length === 0) return [];
+      const rows = await tx
+        .select({ activation: activations, role: roles, principal: principals })
+        .from(activations)
+        .innerJoin(roles, eq(roles.id, activations.roleId))
+        .innerJoin(principals, eq(principals.id, activations.principalId))
+        .where(
+          inArray(
+            activations.id,
+            claimed.map((c) => c.id),
+          ),
+        )
+        .orderBy(activations[due]);
       // Only rows this replica really moved are settled (the updates are conditional, as always).
-      return rows.length === 0 ? [] : step(tx, rows, now);
+      return step(tx, rows, now);
     });
   }
 
@@ -660,13 +676,21 @@ export function createActivationService(deps: ActivationDeps) {
      * one transaction ends the confirmed ones (never reported ended before the provider confirms).
      */
     async expireDue(limit = 100): Promise<number> {
-      const expired = await claimDue('active', 'endAt', limit, (tx, due, now) =>
-        startRevokes(tx, due, now, (view) => ({
-          actor: SYSTEM,
-          reason: view.activation.kind === 'assignment' ? 'the assignment ended' : 'expired',
-          action: `${view.activation.kind}.expired`,
-          data: { role: view.role.name, endAt: view.activation.endAt?.toISOString() ?? null },
-        })),
+      // An active row's next_attempt_at is its end (every path that sets one sets the other), and
+      // unlike end_at it is indexed with the status: the claim stays an index range scan however
+      // many activations run. The end itself is checked too, so nothing is revoked early.
+      const expired = await claimDue(
+        'active',
+        'nextAttemptAt',
+        limit,
+        (tx, due, now) =>
+          startRevokes(tx, due, now, (view) => ({
+            actor: SYSTEM,
+            reason: view.activation.kind === 'assignment' ? 'the assignment ended' : 'expired',
+            action: `${view.activation.kind}.expired`,
+            data: { role: view.role.name, endAt: view.activation.endAt?.toISOString() ?? null },
+          })),
+        lte(activations.endAt, clock()),
       );
       await settleAll(expired);
       return expired.length;

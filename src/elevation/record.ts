@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { appendAudits } from '../audit/audit-log.ts';
 import type { Tx } from '../db/client.ts';
 import type { Actor } from './actor.ts';
@@ -35,21 +36,27 @@ export function recordChange(tx: Tx, change: Change): Promise<void> {
 
 /**
  * Writes the audit events and outbox rows of many changes (a batch of the loop) in bulk: one
- * INSERT per few thousand rows and one turn at the audit chain, with the events in `changes`'
- * order. Same contract as `recordChange`.
+ * INSERT each and one turn at the audit chain, with the events in `changes`' order. Same
+ * contract as `recordChange`.
  */
 export async function recordChanges(tx: Tx, changes: readonly Change[]): Promise<void> {
   const rows = changes.flatMap((change) =>
     (change.notify ?? []).map((n) => ({
-      recipientId: n.recipientId,
+      recipient_id: n.recipientId,
       kind: n.kind,
-      activationId: change.activationId ?? null,
+      activation_id: change.activationId ?? null,
       data: n.data ?? {},
-      nextAttemptAt: change.at,
+      next_attempt_at: change.at.toISOString(),
     })),
   );
-  for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-    await tx.insert(notifications).values(rows.slice(i, i + INSERT_CHUNK));
+  if (rows.length > 0) {
+    // One JSON parameter for the whole batch, as for the audit events (audit-log.ts).
+    await tx.execute(sql`
+      insert into ${notifications} (recipient_id, kind, activation_id, data, next_attempt_at)
+      select recipient_id, kind, activation_id, data, next_attempt_at
+      from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as (
+        recipient_id uuid, kind text, activation_id uuid, data jsonb, next_attempt_at timestamptz
+      )`);
   }
   // Last: the audit append holds the chain lock until commit, so keep it at the very end.
   await appendAudits(
@@ -64,9 +71,6 @@ export async function recordChanges(tx: Tx, changes: readonly Change[]): Promise
     })),
   );
 }
-
-/** Outbox rows per INSERT: 5 parameters each stay well under PostgreSQL's 65,535 per statement. */
-const INSERT_CHUNK = 5_000;
 
 /** A change to one activation: its id is the audit subject and the notifications' reference. */
 export function activationChange(activationId: string, change: ActivationChange): Change {

@@ -45,7 +45,7 @@ export function startScheduler(jobs: { job: Job; schedule: string }[], log: Logg
         running.add(run);
         return run.finally(() => running.delete(run));
       },
-      { name: job.name, noOverlap: true },
+      { name: job.name, noOverlap: true, logger: cronLogger(log) },
     ),
   );
   return {
@@ -54,5 +54,18 @@ export function startScheduler(jobs: { job: Job; schedule: string }[], log: Logg
       await Promise.all(tasks.map((task) => task.stop()));
       await Promise.allSettled([...running]);
     },
+  };
+}
+
+/**
+ * node-cron's own messages, into our log. A tick that finds the previous run still going is
+ * skipped by design (a run clears a burst batch after batch), so that one is only debug.
+ */
+function cronLogger(log: Logger) {
+  return {
+    info: (message: string) => log.debug(message),
+    warn: (message: string) => (message.includes('overlap') ? log.debug(message) : log.warn(message)),
+    error: (message: string | Error, err?: Error) => log.error({ err: err ?? message }, String(message)),
+    debug: (message: string | Error) => log.debug(String(message)),
   };
 }
