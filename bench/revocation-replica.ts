@@ -4,7 +4,8 @@
  * names (DATABASE_URL, else PGlite in ELEVATE_DATA_DIR). It records when each `none` revoke
  * returned, through the same provider-call observer the server uses, and talks to the bench over
  * IPC: `ready`, `progress`, then on `stop` the samples and its peak RSS.
- * Replica 0 also sets the activations' end (`arm`), since PGlite admits only the process holding it.
+ * Replica 0 also sets the activations' end (`arm` with `setEnds`), since PGlite admits only the
+ * process holding it.
  */
 import { performance } from 'node:perf_hooks';
 import { sql } from 'drizzle-orm';
@@ -20,16 +21,16 @@ import { createMetrics } from '../src/metrics.ts';
 
 /** Messages from the bench. */
 export type ToReplica =
-  | { type: 'arm'; firstDueMs: number; spreadMs: number; roleName: string }
+  | { type: 'arm'; firstDueMs: number; spreadMs: number; roleName: string; setEnds: boolean }
   | { type: 'stop' };
 /** Messages to the bench. */
 export type FromReplica =
   | { type: 'ready' }
   | { type: 'armed'; atMs: number }
   | { type: 'progress'; revoked: number }
-  | { type: 'done'; ids: string[]; returnedMs: number[]; maxRssKb: number };
+  | { type: 'done'; ids: string[]; returnedMs: number[]; maxRssKb: number; burstRssMb: number };
 
-const send = (message: FromReplica) => process.send?.(message);
+const send = (message: FromReplica, then: () => void = () => {}) => process.send?.(message, then);
 const config = loadConfig(process.env);
 const log = createLogger(config.LOG_LEVEL);
 const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.ELEVATE_DATA_DIR });
@@ -61,10 +62,19 @@ const loop = startScheduler(
   lifecycleJobs(services.activations, reminders).map((job) => ({ job, schedule: SCHEDULES.lifecycle })),
   log,
 );
-const progress = setInterval(() => send({ type: 'progress', revoked: ids.length }), 100);
+// Peak RSS counts start-up too, when loading the modules leaves garbage (on Node 24 drizzle's
+// package.json alone costs ~150 MB until collected); the RSS sampled from arming on is the burst's.
+let burstRssMb = 0;
+let sampling = false;
+const progress = setInterval(() => {
+  if (sampling) burstRssMb = Math.max(burstRssMb, process.memoryUsage.rss() / 1_048_576);
+  send({ type: 'progress', revoked: ids.length });
+}, 100);
 
 process.on('message', async (message: ToReplica) => {
   if (message.type === 'arm') {
+    sampling = true;
+    if (!message.setEnds) return;
     // The seeded activations end one after another across `spreadMs`, from `firstDueMs` on; each
     // looks as if granted for 60 minutes, and warned before its end as the loop would have.
     await database.db.execute(sql`
@@ -89,7 +99,6 @@ process.on('message', async (message: ToReplica) => {
   const maxRssKb = process.resourceUsage().maxRSS;
   await services.providers.close();
   await database.close();
-  send({ type: 'done', ids, returnedMs, maxRssKb });
-  process.disconnect();
+  send({ type: 'done', ids, returnedMs, maxRssKb, burstRssMb }, () => process.disconnect());
 });
 send({ type: 'ready' });

@@ -45,7 +45,9 @@ interface Result {
   /** From the first end to the last revoke returned, and to the last row ended. */
   clearedMs: number;
   endedMs: number;
+  /** Each replica's peak RSS over its life (start-up included), and sampled during the burst. */
   rssMb: number[];
+  burstRssMb: number[];
   /** What the database showed afterwards; empty when all was as it must be. */
   problems: string[];
   armLateMs: number;
@@ -59,7 +61,7 @@ export async function runRevocationBench(): Promise<void> {
       `${os.cpus().length}× ${os.cpus()[0]?.model ?? 'cpu'}`,
   );
   console.log(
-    '| database | activations | replicas | lag p50 / p99 / max ms | revocations/s | last revoked / ended after s | peak RSS MB | checks |',
+    '| database | activations | replicas | lag p50 / p99 / max ms | revocations/s | last revoked / ended after s | peak RSS MB (burst; whole run) | checks |',
   );
   console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
   for (const size of SIZES) {
@@ -69,7 +71,7 @@ export async function runRevocationBench(): Promise<void> {
       console.log(
         `| ${kind} | ${size.toLocaleString('en')} | ${replicas} | ${ms(r.lag.p50)} / ${ms(r.lag.p99)} / ${ms(r.lag.max)} | ` +
           `${Math.round(r.perSecond).toLocaleString('en')} | ${(r.clearedMs / 1000).toFixed(2)} / ${(r.endedMs / 1000).toFixed(2)} | ` +
-          `${r.rssMb.map((m) => m.toFixed(0)).join(', ')} | ${r.problems.join('; ') || 'ok'}${r.armLateMs > 0 ? `; armed ${r.armLateMs} ms late` : ''} |`,
+          `${r.burstRssMb.map((m) => m.toFixed(0)).join(', ')}; ${r.rssMb.map((m) => m.toFixed(0)).join(', ')} | ${r.problems.join('; ') || 'ok'}${r.armLateMs > 0 ? `; armed ${r.armLateMs} ms late` : ''} |`,
       );
     }
   }
@@ -146,7 +148,9 @@ async function runOnce(size: number, replicaCount: number): Promise<Result> {
   // Far enough ahead for the arming update to land first (about 50 ms per 1,000 rows on PGlite).
   const firstDueMs = Date.now() + 3_000 + size * 0.05;
   const first = replicas[0] as Replica;
-  first.send({ type: 'arm', firstDueMs, spreadMs: SPREAD_MS, roleName: ROLE });
+  for (const r of replicas) {
+    r.send({ type: 'arm', firstDueMs, spreadMs: SPREAD_MS, roleName: ROLE, setEnds: r === first });
+  }
   const armed = (await first.next('armed')) as { atMs: number };
   const deadline = firstDueMs + SPREAD_MS + Math.max(60_000, size * 2);
   while (replicas.reduce((sum, r) => sum + r.revoked, 0) < size && Date.now() < deadline) {
@@ -194,6 +198,7 @@ async function runOnce(size: number, replicaCount: number): Promise<Result> {
     clearedMs: lastReturn - firstDueMs,
     endedMs: Number(ended?.last) - firstDueMs,
     rssMb: done.map((d) => d.maxRssKb / 1024),
+    burstRssMb: done.map((d) => d.burstRssMb),
     problems,
     armLateMs: Math.max(0, Math.round(armed.atMs - firstDueMs)),
   };
@@ -243,7 +248,8 @@ function startReplica(env: NodeJS.ProcessEnv): Replica {
         const got = early.get(type);
         if (got) return resolve(got);
         waiting.set(type, resolve);
-        child.once('exit', (code) => reject(new Error(`replica exited (${code}) before ${type}`)));
+        // The IPC channel delivers in order, so a channel closed before `type` came means it never will.
+        child.once('disconnect', () => setImmediate(() => reject(new Error(`replica ended before ${type}`))));
       }),
   };
   child.on('message', (message: FromReplica) => {
