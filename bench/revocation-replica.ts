@@ -28,7 +28,14 @@ export type FromReplica =
   | { type: 'ready' }
   | { type: 'armed'; atMs: number }
   | { type: 'progress'; revoked: number }
-  | { type: 'done'; ids: string[]; returnedMs: number[]; maxRssKb: number; burstRssMb: number };
+  | {
+      type: 'done';
+      ids: string[];
+      returnedMs: number[];
+      maxRssKb: number;
+      burstRssMb: number;
+      cpuMs: number;
+    };
 
 const send = (message: FromReplica, then: () => void = () => {}) => process.send?.(message, then);
 const config = loadConfig(process.env);
@@ -66,6 +73,7 @@ const loop = startScheduler(
 // package.json alone costs ~150 MB until collected); the RSS sampled from arming on is the burst's.
 let burstRssMb = 0;
 let sampling = false;
+let cpuAtArm = process.cpuUsage();
 const progress = setInterval(() => {
   if (sampling) burstRssMb = Math.max(burstRssMb, process.memoryUsage.rss() / 1_048_576);
   send({ type: 'progress', revoked: ids.length });
@@ -74,6 +82,7 @@ const progress = setInterval(() => {
 process.on('message', async (message: ToReplica) => {
   if (message.type === 'arm') {
     sampling = true;
+    cpuAtArm = process.cpuUsage();
     if (!message.setEnds) return;
     // The seeded activations end one after another across `spreadMs`, from `firstDueMs` on; each
     // looks as if granted for 60 minutes, and warned before its end as the loop would have.
@@ -97,8 +106,10 @@ process.on('message', async (message: ToReplica) => {
   clearInterval(progress);
   await loop.stop();
   const maxRssKb = process.resourceUsage().maxRSS;
+  const cpu = process.cpuUsage(cpuAtArm);
+  const cpuMs = (cpu.user + cpu.system) / 1000;
   await services.providers.close();
   await database.close();
-  send({ type: 'done', ids, returnedMs, maxRssKb, burstRssMb }, () => process.disconnect());
+  send({ type: 'done', ids, returnedMs, maxRssKb, burstRssMb, cpuMs }, () => process.disconnect());
 });
 send({ type: 'ready' });

@@ -48,6 +48,8 @@ interface Result {
   /** Each replica's peak RSS over its life (start-up included), and sampled during the burst. */
   rssMb: number[];
   burstRssMb: number[];
+  /** CPU the replicas used from arming to the end, all together: the work, whatever else runs on the machine. */
+  cpuMs: number;
   /** What the database showed afterwards; empty when all was as it must be. */
   problems: string[];
   armLateMs: number;
@@ -61,16 +63,16 @@ export async function runRevocationBench(): Promise<void> {
       `${os.cpus().length}× ${os.cpus()[0]?.model ?? 'cpu'}`,
   );
   console.log(
-    '| database | activations | replicas | lag p50 / p99 / max ms | revocations/s | last revoked / ended after s | peak RSS MB (burst; whole run) | checks |',
+    '| database | activations | replicas | lag p50 / p99 / max ms | revocations/s | last revoked / ended after s | replica CPU s | peak RSS MB (burst; whole run) | checks |',
   );
-  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
   for (const size of SIZES) {
     for (const replicas of REPLICAS) {
       if (!POSTGRES && replicas > 1) continue; // PGlite belongs to one process
       const r = await runOnce(size, replicas);
       console.log(
         `| ${kind} | ${size.toLocaleString('en')} | ${replicas} | ${ms(r.lag.p50)} / ${ms(r.lag.p99)} / ${ms(r.lag.max)} | ` +
-          `${Math.round(r.perSecond).toLocaleString('en')} | ${(r.clearedMs / 1000).toFixed(2)} / ${(r.endedMs / 1000).toFixed(2)} | ` +
+          `${Math.round(r.perSecond).toLocaleString('en')} | ${(r.clearedMs / 1000).toFixed(2)} / ${(r.endedMs / 1000).toFixed(2)} | ${(r.cpuMs / 1000).toFixed(1)} | ` +
           `${r.burstRssMb.map((m) => m.toFixed(0)).join(', ')}; ${r.rssMb.map((m) => m.toFixed(0)).join(', ')} | ${r.problems.join('; ') || 'ok'}${r.armLateMs > 0 ? `; armed ${r.armLateMs} ms late` : ''} |`,
       );
     }
@@ -199,6 +201,7 @@ async function runOnce(size: number, replicaCount: number): Promise<Result> {
     endedMs: Number(ended?.last) - firstDueMs,
     rssMb: done.map((d) => d.maxRssKb / 1024),
     burstRssMb: done.map((d) => d.burstRssMb),
+    cpuMs: done.reduce((sum, d) => sum + d.cpuMs, 0),
     problems,
     armLateMs: Math.max(0, Math.round(armed.atMs - firstDueMs)),
   };

@@ -11,6 +11,11 @@ const BATCH = 200;
  * requests of people waiting in chat.
  */
 const REVOKE_BATCH = 1_000;
+/**
+ * Batches of expired activations one replica works on at once: while one batch's outcome is
+ * being recorded, the next is claimed and sent to the providers (SKIP LOCKED keeps them apart).
+ */
+const REVOKE_WORKERS = 2;
 /** A run's safety stop: never one endless run, whatever a job reports. */
 const MAX_BATCHES_PER_RUN = 1_000;
 
@@ -26,7 +31,10 @@ export function lifecycleJobs(activations: ActivationService, reminders: Reminde
     { name: 'warn-eligibilities', run: () => reminders.warnEligibilities(BATCH) },
     { name: 'expire-eligibilities', run: () => reminders.expireEligibilities(BATCH) },
     { name: 'start-scheduled', run: () => untilDone((n) => activations.startDue(n), BATCH) },
-    { name: 'revoke-expired', run: () => untilDone((n) => activations.expireDue(n), REVOKE_BATCH) },
+    {
+      name: 'revoke-expired',
+      run: () => untilDone((n) => activations.expireDue(n), REVOKE_BATCH, REVOKE_WORKERS),
+    },
     { name: 'retry-grants-and-revokes', run: () => untilDone((n) => activations.retryDue(n), BATCH) },
     { name: 'time-out-requests', run: () => untilDone((n) => activations.timeOutDue(n), BATCH) },
   ];
@@ -34,16 +42,25 @@ export function lifecycleJobs(activations: ActivationService, reminders: Reminde
 
 /**
  * Runs `step` batch after batch while it finds a full one, so a burst is cleared in one run
- * instead of one batch per tick. Only for steps whose rows leave the due set once moved (the
- * activation jobs: a moved row changes status or gets a later `next_attempt_at`), so it ends.
- * Returns how many rows were moved.
+ * instead of one batch per tick; `workers` such loops run side by side. Only for steps whose rows
+ * leave the due set once moved (the activation jobs: a moved row changes status or gets a later
+ * `next_attempt_at`), so it ends. Returns how many rows were moved.
  */
-export async function untilDone(step: (limit: number) => Promise<number>, batch: number): Promise<number> {
+export async function untilDone(
+  step: (limit: number) => Promise<number>,
+  batch: number,
+  workers = 1,
+): Promise<number> {
   let done = 0;
-  for (let round = 0; round < MAX_BATCHES_PER_RUN; round++) {
-    const moved = await step(batch);
-    done += moved;
-    if (moved < batch) break;
-  }
+  let rounds = 0;
+  let drained = false;
+  const worker = async () => {
+    while (!drained && rounds++ < MAX_BATCHES_PER_RUN) {
+      const moved = await step(batch);
+      done += moved;
+      if (moved < batch) drained = true;
+    }
+  };
+  await Promise.all(Array.from({ length: workers }, worker));
   return done;
 }
