@@ -15,6 +15,7 @@
  * told once, and the audit chain must verify.
  */
 import { type ChildProcess, fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,6 +51,8 @@ interface Result {
   burstRssMb: number[];
   /** CPU the replicas used from arming to the end, all together: the work, whatever else runs on the machine. */
   cpuMs: number;
+  /** CPU the PostgreSQL backends serving the replicas used over the same time (NaN on PGlite, which runs inside the replica). */
+  serverCpuMs: number;
   /** What the database showed afterwards; empty when all was as it must be. */
   problems: string[];
   armLateMs: number;
@@ -63,7 +66,7 @@ export async function runRevocationBench(): Promise<void> {
       `${os.cpus().length}× ${os.cpus()[0]?.model ?? 'cpu'}`,
   );
   console.log(
-    '| database | activations | replicas | lag p50 / p99 / max ms | revocations/s | last revoked / ended after s | replica CPU s | peak RSS MB (burst; whole run) | checks |',
+    '| database | activations | replicas | lag p50 / p99 / max ms | revocations/s | last revoked / ended after s | CPU s replicas / PostgreSQL | peak RSS MB (burst; whole run) | checks |',
   );
   console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
   for (const size of SIZES) {
@@ -72,7 +75,7 @@ export async function runRevocationBench(): Promise<void> {
       const r = await runOnce(size, replicas);
       console.log(
         `| ${kind} | ${size.toLocaleString('en')} | ${replicas} | ${ms(r.lag.p50)} / ${ms(r.lag.p99)} / ${ms(r.lag.max)} | ` +
-          `${Math.round(r.perSecond).toLocaleString('en')} | ${(r.clearedMs / 1000).toFixed(2)} / ${(r.endedMs / 1000).toFixed(2)} | ${(r.cpuMs / 1000).toFixed(1)} | ` +
+          `${Math.round(r.perSecond).toLocaleString('en')} | ${(r.clearedMs / 1000).toFixed(2)} / ${(r.endedMs / 1000).toFixed(2)} | ${(r.cpuMs / 1000).toFixed(1)} / ${Number.isNaN(r.serverCpuMs) ? '—' : (r.serverCpuMs / 1000).toFixed(1)} | ` +
           `${r.burstRssMb.map((m) => m.toFixed(0)).join(', ')}; ${r.rssMb.map((m) => m.toFixed(0)).join(', ')} | ${r.problems.join('; ') || 'ok'}${r.armLateMs > 0 ? `; armed ${r.armLateMs} ms late` : ''} |`,
       );
     }
@@ -147,13 +150,14 @@ async function runOnce(size: number, replicaCount: number): Promise<Result> {
 
   const replicas = Array.from({ length: replicaCount }, () => startReplica(db.env));
   await Promise.all(replicas.map((r) => r.next('ready')));
-  // Far enough ahead for the arming update to land first (about 50 ms per 1,000 rows on PGlite).
-  const firstDueMs = Date.now() + 3_000 + size * 0.05;
+  // Far enough ahead for the arming update to land first (up to 0.1 ms a row on a busy machine).
+  const firstDueMs = Date.now() + 3_000 + size * 0.1;
   const first = replicas[0] as Replica;
   for (const r of replicas) {
     r.send({ type: 'arm', firstDueMs, spreadMs: SPREAD_MS, roleName: ROLE, setEnds: r === first });
   }
   const armed = (await first.next('armed')) as { atMs: number };
+  const serverCpuBefore = await serverCpu(seeded);
   const deadline = firstDueMs + SPREAD_MS + Math.max(60_000, size * 2);
   while (replicas.reduce((sum, r) => sum + r.revoked, 0) < size && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -164,6 +168,7 @@ async function runOnce(size: number, replicaCount: number): Promise<Result> {
     { type: 'done' }
   >[];
 
+  const serverCpuMs = POSTGRES ? cpuSince(serverCpuBefore, await serverCpu(seeded)) : Number.NaN;
   const database = POSTGRES ? seeded : await db.open();
   const ends = new Map(
     rowsOf<{ id: string; end_ms: number }>(
@@ -202,6 +207,7 @@ async function runOnce(size: number, replicaCount: number): Promise<Result> {
     rssMb: done.map((d) => d.maxRssKb / 1024),
     burstRssMb: done.map((d) => d.burstRssMb),
     cpuMs: done.reduce((sum, d) => sum + d.cpuMs, 0),
+    serverCpuMs,
     problems,
     armLateMs: Math.max(0, Math.round(armed.atMs - firstDueMs)),
   };
@@ -268,4 +274,30 @@ function startReplica(env: NodeJS.ProcessEnv): Replica {
     });
   }
   return replica;
+}
+
+/** CPU (ms) of each PostgreSQL backend connected to the bench's database, by pid, from /proc (same machine). */
+async function serverCpu(database: Database): Promise<Map<number, number>> {
+  const cpu = new Map<number, number>();
+  if (!POSTGRES) return cpu;
+  const backends = rowsOf<{ pid: number }>(
+    await database.db.execute(sql`select pid from pg_stat_activity where datname = current_database()`),
+  );
+  for (const { pid } of backends) {
+    try {
+      // Fields 14 and 15 of /proc/<pid>/stat: user and system time in clock ticks (100 a second).
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+      cpu.set(pid, (Number(fields[11]) + Number(fields[12])) * 10);
+    } catch {
+      // A backend that ended in between, or a server on another machine: not counted.
+    }
+  }
+  return cpu;
+}
+
+/** CPU used between two samples; backends that appeared in between count whole. */
+function cpuSince(before: Map<number, number>, after: Map<number, number>): number {
+  let total = 0;
+  for (const [pid, ms] of after) total += ms - (before.get(pid) ?? 0);
+  return total;
 }
