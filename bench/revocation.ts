@@ -162,13 +162,17 @@ async function runOnce(size: number, replicaCount: number): Promise<Result> {
   while (replicas.reduce((sum, r) => sum + r.revoked, 0) < size && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+  // The replicas' backends go when their pools close: sample the server's CPU once every row ended.
+  while (POSTGRES && Date.now() < deadline && (await endedCount(seeded)) < size) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const serverCpuMs = POSTGRES ? cpuSince(serverCpuBefore, await serverCpu(seeded)) : Number.NaN;
   for (const r of replicas) r.send({ type: 'stop' });
   const done = (await Promise.all(replicas.map((r) => r.next('done')))) as Extract<
     FromReplica,
     { type: 'done' }
   >[];
 
-  const serverCpuMs = POSTGRES ? cpuSince(serverCpuBefore, await serverCpu(seeded)) : Number.NaN;
   const database = POSTGRES ? seeded : await db.open();
   const ends = new Map(
     rowsOf<{ id: string; end_ms: number }>(
@@ -300,4 +304,11 @@ function cpuSince(before: Map<number, number>, after: Map<number, number>): numb
   let total = 0;
   for (const [pid, ms] of after) total += ms - (before.get(pid) ?? 0);
   return total;
+}
+
+async function endedCount(database: Database): Promise<number> {
+  const [row] = rowsOf<{ n: number }>(
+    await database.db.execute(sql`select count(*) as n from activations where status = 'ended'`),
+  );
+  return Number(row?.n);
 }
