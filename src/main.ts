@@ -18,7 +18,7 @@ import { lifecycleJobs } from './jobs/lifecycle-jobs.ts';
 import { reconcileGrantsJob } from './jobs/reconcile-grants.ts';
 import { SCHEDULES, startScheduler } from './jobs/scheduler.ts';
 import { createLogger, errorLine, type Logger } from './log.ts';
-import { createMetrics } from './metrics.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
 import { createPolicyService, noChangesMessage, type PolicyService } from './policy/policy-service.ts';
 
 /** How long a graceful shutdown may take before the process gives up and exits anyway. */
@@ -78,12 +78,7 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
       config,
       db: database.db,
       clock: systemClock,
-      observe: (call) => {
-        metrics.observeProviderCall(call);
-        const { outcome, error, ...fields } = call;
-        if (outcome === 'ok') log.info(fields, `${call.provider} ${call.op}: ok`);
-        else log.warn({ ...fields, outcome }, `${call.provider} ${call.op} failed (${outcome}): ${error}`);
-      },
+      observe: providerCallObserver(log, metrics),
     });
     if (config.ELEVATE_POLICY_FILE) await applyPolicyFile(services.policy, config.ELEVATE_POLICY_FILE, log);
 
@@ -187,6 +182,20 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
     await database.close().catch(() => {});
     throw error;
   }
+}
+
+/**
+ * Metrics for every grant provider call; a log line for each failure, but successes only at
+ * debug level: the loop revokes thousands a second in a burst, and a line each would cost more
+ * than the calls (the loop logs one line per run instead).
+ */
+export function providerCallObserver(log: Logger, metrics: Metrics): (call: ProviderCall) => void {
+  return (call) => {
+    metrics.observeProviderCall(call);
+    const { outcome, error, ...fields } = call;
+    if (outcome === 'ok') log.debug(fields, `${call.provider} ${call.op}: ok`);
+    else log.warn({ ...fields, outcome }, `${call.provider} ${call.op} failed (${outcome}): ${error}`);
+  };
 }
 
 /** Applies the policy file named by ELEVATE_POLICY_FILE; its problems stop the start. */

@@ -46,12 +46,27 @@ export async function transition(
   to: ActivationStatus,
   changes: ActivationChanges & { updatedAt: Date },
 ): Promise<Activation | undefined> {
-  const [row] = await tx
+  const [row] = await transitionAll(tx, [id], from, to, changes);
+  return row;
+}
+
+/**
+ * `transition` for many rows in one statement (the loop's batches): returns the rows that moved;
+ * a row that had moved on is left out, exactly as `transition` leaves it alone.
+ */
+export async function transitionAll(
+  tx: Db,
+  ids: readonly string[],
+  from: readonly ActivationStatus[],
+  to: ActivationStatus,
+  changes: ActivationChanges & { updatedAt: Date },
+): Promise<Activation[]> {
+  if (ids.length === 0) return [];
+  return tx
     .update(activations)
     .set({ ...changes, status: to })
-    .where(and(eq(activations.id, id), inArray(activations.status, from)))
+    .where(and(inArray(activations.id, ids), inArray(activations.status, from)))
     .returning();
-  return row;
 }
 
 /** Inserts a new activation; a second open one for the same principal and role is a conflict. */

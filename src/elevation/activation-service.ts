@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { and, eq, gt, isNull, lte, ne, or } from 'drizzle-orm';
+import { and, eq, gt, inArray, isNull, lte, ne, or, type SQL } from 'drizzle-orm';
 import type { Clock } from '../clock.ts';
 import type { Db, Tx } from '../db/client.ts';
 import { conflict, forbidden, invalid } from '../errors.ts';
@@ -15,6 +15,7 @@ import {
   listActivations,
   listDecisions,
   transition,
+  transitionAll,
 } from './activation-repository.ts';
 import { type Actor, SYSTEM } from './actor.ts';
 import { MINUTE_MS } from './duration.ts';
@@ -31,8 +32,14 @@ import {
   cleanText,
 } from './policy.ts';
 import { principals } from './principal.sql.ts';
-import { listAdmins, listChatIdentities } from './principal-repository.ts';
-import { type Notice, recordActivationChange } from './record.ts';
+import { chatIdentitiesOf, listAdmins, listChatIdentities, type Principal } from './principal-repository.ts';
+import {
+  activationChange,
+  type Change,
+  type Notice,
+  recordActivationChange,
+  recordChanges,
+} from './record.ts';
 import { eligibilities, roles } from './role.sql.ts';
 import { findEligibility, getRoleByName, namedApproverIds, type Role } from './role-repository.ts';
 import { createStepUpService, type StepUpService } from './step-up-service.ts';
@@ -153,22 +160,25 @@ export function createActivationService(deps: ActivationDeps) {
 
   /**
    * The loop's claim: up to `limit` rows in `status` whose `due` time has come, locked with
-   * SKIP LOCKED so replicas take disjoint rows, each moved one step by `step` inside the same
-   * short transaction. Returns the ids, whose provider calls (`settle`) follow the commit.
+   * SKIP LOCKED so replicas take disjoint rows, and moved one step together by `step` inside the
+   * same short transaction. Returns the rows `step` moved, as they are now; their provider calls
+   * (`settleAll`) follow the commit.
    */
   async function claimDue(
     status: ActivationStatus,
     due: 'startAt' | 'endAt' | 'nextAttemptAt' | 'approvalExpiresAt',
     limit: number,
-    step: (tx: Tx, view: ActivationView, now: Date) => Promise<boolean>,
-  ): Promise<string[]> {
+    step: BatchStep,
+    also?: SQL,
+  ): Promise<ActivationView[]> {
     const now = clock();
     return runTx(async (tx) => {
-      const rows = await tx
-        .select({ activation: activations, role: roles, principal: principals })
+      // Lock the due rows first, on the activations alone (an index range scan), then load them
+      // with their role and principal by primary key: one query joining first would make the
+      // planner join every due row before it sorts and limits.
+      const claimed = await tx
+        .select({ id: activations.id })
         .from(activations)
-        .innerJoin(roles, eq(roles.id, activations.roleId))
-        .innerJoin(principals, eq(principals.id, activations.principalId))
         .where(
           and(
             eq(activations.status, status),
@@ -178,24 +188,28 @@ export function createActivationService(deps: ActivationDeps) {
             status === 'pending_approval' || status === 'activating'
               ? undefined
               : ne(activations.kind, 'extension'),
+            also,
           ),
         )
         .orderBy(activations[due])
         .limit(limit)
-        .for('update', { of: activations, skipLocked: true });
-      // Only rows this replica really moved are settled (the update is conditional, as always).
-      const moved: string[] = [];
-      for (const view of rows) if (await step(tx, view, now)) moved.push(view.activation.id);
-      return moved;
+        .for('update', { skipLocked: true });
+      if (claimed.length === 0) return [];
+      const rows = await tx
+        .select({ activation: activations, role: roles, principal: principals })
+        .from(activations)
+        .innerJoin(roles, eq(roles.id, activations.roleId))
+        .innerJoin(principals, eq(principals.id, activations.principalId))
+        .where(
+          inArray(
+            activations.id,
+            claimed.map((c) => c.id),
+          ),
+        )
+        .orderBy(activations[due]);
+      // Only rows this replica really moved are settled (the updates are conditional, as always).
+      return step(tx, rows, now);
     });
-  }
-
-  /** Settles claimed rows a few at a time: providers are remote, but not all at once. */
-  async function settleAll(ids: string[]): Promise<number> {
-    for (let i = 0; i < ids.length; i += SETTLE_CONCURRENCY) {
-      await Promise.all(ids.slice(i, i + SETTLE_CONCURRENCY).map((id) => settle(id)));
-    }
-    return ids.length;
   }
 
   const runTx = <T>(work: (tx: Tx) => Promise<T>) => db.transaction(work);
@@ -734,62 +748,80 @@ export function createActivationService(deps: ActivationDeps) {
 
     /** Loop: scheduled activations and assignments whose start has come are granted. */
     async startDue(limit = 100): Promise<number> {
-      const ids = await claimDue('approved', 'startAt', limit, async (tx, view, now) => {
-        const a = view.activation;
-        const moved = await transition(tx, a.id, ['approved'], 'activating', {
-          nextAttemptAt: new Date(now.getTime() + IN_FLIGHT_LEASE_MS),
-          updatedAt: now,
-        });
-        if (!moved) return false;
-        await recordActivationChange(tx, a.id, {
-          actor: SYSTEM,
-          action: `${a.kind}.starting`,
-          at: now,
-          data: { role: view.role.name },
-        });
-        return true;
+      const started = await claimDue('approved', 'startAt', limit, async (tx, due, now) => {
+        const moved = movedViews(
+          due,
+          await transitionAll(tx, idsOf(due), ['approved'], 'activating', {
+            nextAttemptAt: new Date(now.getTime() + IN_FLIGHT_LEASE_MS),
+            updatedAt: now,
+          }),
+        );
+        await recordChanges(
+          tx,
+          moved.map((view) =>
+            activationChange(view.activation.id, {
+              actor: SYSTEM,
+              action: `${view.activation.kind}.starting`,
+              at: now,
+              data: { role: view.role.name },
+            }),
+          ),
+        );
+        return moved;
       });
-      return settleAll(ids);
+      await settleAll(started);
+      return started.length;
     },
 
-    /** Loop: activations and assignments whose end has come are revoked (never reported ended before the provider confirms). */
+    /**
+     * Loop: activations and assignments whose end has come are revoked, a batch at a time: one
+     * transaction moves the batch to `revoking` with its audit events, the providers are called,
+     * one transaction ends the confirmed ones (never reported ended before the provider confirms).
+     */
     async expireDue(limit = 100): Promise<number> {
-      const ids = await claimDue('active', 'endAt', limit, async (tx, view, now) => {
-        const a = view.activation;
-        const reason = a.kind === 'assignment' ? 'the assignment ended' : 'expired';
-        const moved = await transition(tx, a.id, ['active'], 'revoking', {
-          endReason: reason,
-          attempts: 0,
-          nextAttemptAt: new Date(now.getTime() + IN_FLIGHT_LEASE_MS),
-          updatedAt: now,
-        });
-        if (!moved) return false;
-        await recordActivationChange(tx, a.id, {
-          actor: SYSTEM,
-          action: `${a.kind}.expired`,
-          at: now,
-          data: { role: view.role.name, endAt: a.endAt?.toISOString() ?? null },
-        });
-        return true;
-      });
-      return settleAll(ids);
+      // An active row's next_attempt_at is its end (every path that sets one sets the other), and
+      // unlike end_at it is indexed with the status: the claim stays an index range scan however
+      // many activations run. The end itself is checked too, so nothing is revoked early.
+      const expired = await claimDue(
+        'active',
+        'nextAttemptAt',
+        limit,
+        (tx, due, now) =>
+          startRevokes(tx, due, now, (view) => ({
+            actor: SYSTEM,
+            reason: view.activation.kind === 'assignment' ? 'the assignment ended' : 'expired',
+            action: `${view.activation.kind}.expired`,
+            data: { role: view.role.name, endAt: view.activation.endAt?.toISOString() ?? null },
+          })),
+        lte(activations.endAt, clock()),
+      );
+      await settleAll(expired);
+      return expired.length;
     },
 
     /** Loop: grants and revokes whose retry time (or in-flight lease, after a crash) has come are tried again. */
     async retryDue(limit = 100): Promise<number> {
-      const lease = async (tx: Tx, view: ActivationView, now: Date) =>
-        (await transition(tx, view.activation.id, [view.activation.status], view.activation.status, {
-          nextAttemptAt: new Date(now.getTime() + IN_FLIGHT_LEASE_MS),
-          updatedAt: now,
-        })) !== undefined;
-      const granting = await claimDue('activating', 'nextAttemptAt', limit, lease);
-      const revoking = await claimDue('revoking', 'nextAttemptAt', limit, lease);
-      return settleAll([...granting, ...revoking]);
+      const lease =
+        (status: 'activating' | 'revoking'): BatchStep =>
+        async (tx, due, now) =>
+          movedViews(
+            due,
+            await transitionAll(tx, idsOf(due), [status], status, {
+              nextAttemptAt: new Date(now.getTime() + IN_FLIGHT_LEASE_MS),
+              updatedAt: now,
+            }),
+          );
+      const granting = await claimDue('activating', 'nextAttemptAt', limit, lease('activating'));
+      const revoking = await claimDue('revoking', 'nextAttemptAt', limit, lease('revoking'));
+      await settleAll([...granting, ...revoking]);
+      return granting.length + revoking.length;
     },
 
     /** Loop: requests nobody decided within the role's approval timeout time out. */
     timeOutDue: (limit = 100) =>
-      claimDue('pending_approval', 'approvalExpiresAt', limit, timeOut).then((ids) => ids.length),
+      claimDue('pending_approval', 'approvalExpiresAt', limit, eachRow(timeOut)).then(
+        (moved) => moved.length,
+      ),
   };
 
   /** Applies an approved extension to its (still active) parent activation. */
@@ -808,23 +840,59 @@ export function createActivationService(deps: ActivationDeps) {
   /** active → revoking, with its audit event; the provider call follows after commit (settle). */
   async function startRevoke(tx: Tx, view: ActivationView, actor: Actor, reason: string, now: Date) {
     const a = view.activation;
-    const moved = await transition(tx, a.id, ['active'], 'revoking', {
-      endReason: reason,
-      attempts: 0,
-      nextAttemptAt: new Date(now.getTime() + IN_FLIGHT_LEASE_MS),
-      updatedAt: now,
-    });
-    if (!moved) throw conflict(`This ${a.kind} is no longer active.`);
-    await recordActivationChange(tx, a.id, {
+    const moved = await startRevokes(tx, [view], now, () => ({
       actor,
+      reason,
       action: `${a.kind}.revoke_started`,
-      at: now,
       data: { role: view.role.name, reason },
-    });
+    }));
+    if (moved.length === 0) throw conflict(`This ${a.kind} is no longer active.`);
   }
 
-  /** What a provider is told about an activation. */
-  async function targetOf(view: ActivationView, endAt: Date | null): Promise<GrantTarget> {
+  /**
+   * active → revoking for many activations: one conditional update per distinct reason (a batch
+   * of the loop has one or two), then their audit events together. Returns the views that moved;
+   * the provider calls follow after commit (settleAll).
+   */
+  async function startRevokes(
+    tx: Tx,
+    views: ActivationView[],
+    now: Date,
+    describe: (view: ActivationView) => {
+      actor: Actor;
+      reason: string;
+      action: string;
+      data: Record<string, unknown>;
+    },
+  ): Promise<ActivationView[]> {
+    const described = views.map((view) => ({ view, ...describe(view) }));
+    const moved = new Map<string, Activation>();
+    for (const reason of new Set(described.map((d) => d.reason))) {
+      const ids = described.filter((d) => d.reason === reason).map((d) => d.view.activation.id);
+      const rows = await transitionAll(tx, ids, ['active'], 'revoking', {
+        endReason: reason,
+        attempts: 0,
+        nextAttemptAt: new Date(now.getTime() + IN_FLIGHT_LEASE_MS),
+        updatedAt: now,
+      });
+      for (const row of rows) moved.set(row.id, row);
+    }
+    const revoking = described.filter((d) => moved.has(d.view.activation.id));
+    await recordChanges(
+      tx,
+      revoking.map((d) =>
+        activationChange(d.view.activation.id, { actor: d.actor, action: d.action, at: now, data: d.data }),
+      ),
+    );
+    return movedViews(views, [...moved.values()]);
+  }
+
+  /** What a provider is told about an activation (its principal's chat identities loaded unless given). */
+  async function targetOf(
+    view: ActivationView,
+    endAt: Date | null,
+    identities?: GrantTarget['principal']['identities'],
+  ): Promise<GrantTarget> {
     const a = view.activation;
     return {
       activationId: a.id,
@@ -833,7 +901,7 @@ export function createActivationService(deps: ActivationDeps) {
         id: view.principal.id,
         email: view.principal.email,
         accounts: view.principal.accounts,
-        identities: await listChatIdentities(db, view.principal.id),
+        identities: identities ?? (await listChatIdentities(db, view.principal.id)),
       },
       role: { name: view.role.name, scope: view.role.scope, config: view.role.providerConfig },
       activation: {
@@ -1015,14 +1083,54 @@ export function createActivationService(deps: ActivationDeps) {
 
   /**
    * Finishes what an activation has in flight: grants an `activating` one, revokes a `revoking`
-   * one. Safe to repeat and to race (providers are idempotent; the transitions are conditional),
-   * so both the request path and the loop after a crash call it.
+   * one (see `settleAll`), and returns it as it is then.
    */
   async function settle(activationId: string): Promise<ActivationView> {
     const view = await getActivation(db, activationId);
+    if (view.activation.kind === 'extension') return settleExtension(view);
+    if (!isInFlight(view)) return view;
+    await settleAll([view]);
+    return getActivation(db, activationId);
+  }
+
+  /**
+   * Finishes what activations have in flight: grants `activating` ones, revokes `revoking` ones,
+   * at most SETTLE_CONCURRENCY provider calls at a time, then records every outcome in one short
+   * transaction. Safe to repeat and to race (providers are idempotent; the transitions are
+   * conditional), so the request path, the loop's batches and the loop after a crash all call it.
+   */
+  async function settleAll(views: ActivationView[]): Promise<void> {
+    // An extension in flight tells the target a new end; it has its own, rarer path.
+    for (const view of views) if (view.activation.kind === 'extension') await settleExtension(view);
+    const inFlight = views.filter((view) => view.activation.kind !== 'extension' && isInFlight(view));
+    if (inFlight.length === 0) return;
+    const identities = await chatIdentitiesOf(
+      db,
+      inFlight.map((v) => v.principal.id),
+    );
+    const outcomes = await mapConcurrently(inFlight, SETTLE_CONCURRENCY, (view) =>
+      callProvider(view, identities.get(view.principal.id) ?? []),
+    );
+    const now = clock();
+    await runTx((tx) => finishAll(tx, outcomes, now));
+    // Retries ran out on transient errors (timeouts): the target may have acted on one of them.
+    // Take back whatever may be there, so a failed activation never leaves access behind.
+    for (const { view, failure, target } of outcomes) {
+      if (view.activation.status !== 'activating' || !failure?.retryable) continue;
+      const after = await getActivation(db, view.activation.id);
+      const provider = providers.get(view.role.providerType);
+      if (after.activation.status === 'failed' && provider) {
+        await cleanUpFailedGrant(after, target.principal, provider);
+      }
+    }
+  }
+
+  /** Calls the provider for one in-flight activation; never throws, the outcome says how it went. */
+  async function callProvider(
+    view: ActivationView,
+    identities: GrantTarget['principal']['identities'],
+  ): Promise<ProviderOutcome> {
     const a = view.activation;
-    if (a.kind === 'extension') return settleExtension(view);
-    if (a.status !== 'activating' && a.status !== 'revoking') return view;
     const provider = providers.get(view.role.providerType);
     // An activation runs its duration from the moment it is granted; an assignment keeps the end
     // its admin set. The provider gets that end too (e.g. a time-bound directory assignment).
@@ -1030,7 +1138,7 @@ export function createActivationService(deps: ActivationDeps) {
       a.status === 'activating' && a.kind !== 'assignment' && a.durationMinutes !== null
         ? new Date(clock().getTime() + a.durationMinutes * MINUTE_MS)
         : a.endAt;
-    const target = await targetOf(view, endAt);
+    const target = await targetOf(view, endAt, identities);
     let failure: GrantError | undefined;
     const started = performance.now();
     try {
@@ -1051,19 +1159,51 @@ export function createActivationService(deps: ActivationDeps) {
     }
     // The provider call's outcome is audited with its duration, whatever it was.
     const call = { provider: view.role.providerType, durationMs: Math.round(performance.now() - started) };
-    const now = clock();
-    await runTx((tx) =>
-      a.status === 'activating'
-        ? finishGrant(tx, view, failure, now, { ...call, endAt })
-        : finishRevoke(tx, view, failure, now, call),
-    );
-    const after = await getActivation(db, activationId);
-    // Retries ran out on transient errors (timeouts): the target may have acted on one of them.
-    // Take back whatever may be there, so a failed activation never leaves access behind.
-    if (after.activation.status === 'failed' && failure?.retryable && provider) {
-      await cleanUpFailedGrant(after, target.principal, provider);
+    return { view, endAt, target, failure, call };
+  }
+
+  /**
+   * Records provider outcomes: confirmed revokes end together in one statement (the loop's
+   * common case), everything else one row at a time; then all their audit events and notices.
+   */
+  async function finishAll(tx: Tx, outcomes: ProviderOutcome[], now: Date): Promise<void> {
+    let admins: Promise<Principal[]> | undefined;
+    const adminsOnce = () => {
+      admins ??= listAdmins(tx);
+      return admins;
+    };
+    const confirmed = outcomes.filter((o) => o.view.activation.status === 'revoking' && !o.failure);
+    const ended = await transitionAll(tx, idsOf(confirmed.map((o) => o.view)), ['revoking'], 'ended', {
+      endedAt: now,
+      lastError: null,
+      nextAttemptAt: null,
+      updatedAt: now,
+    });
+    const endedIds = new Set(ended.map((row) => row.id));
+    const changes: Change[] = [];
+    for (const { view, call } of confirmed) {
+      if (!endedIds.has(view.activation.id)) continue; // another replica finished it first
+      const a = view.activation;
+      const data = { role: view.role.name, reason: a.endReason ?? 'ended' };
+      changes.push(
+        activationChange(a.id, {
+          actor: SYSTEM,
+          action: `${a.kind}.ended`,
+          at: now,
+          data: { ...data, ...call },
+          notify: [{ recipientId: a.principalId, kind: 'activation_ended', data }],
+        }),
+      );
     }
-    return after;
+    for (const outcome of outcomes) {
+      const { view, failure } = outcome;
+      const change =
+        view.activation.status === 'activating'
+          ? await finishGrant(tx, outcome, now, adminsOnce)
+          : failure && (await failRevoke(tx, view, failure, now, outcome.call, adminsOnce));
+      if (change) changes.push(change);
+    }
+    await recordChanges(tx, changes);
   }
 
   async function cleanUpFailedGrant(
@@ -1092,15 +1232,15 @@ export function createActivationService(deps: ActivationDeps) {
     });
   }
 
+  /** A grant's outcome: activating → active, or a retry with backoff, or failed for good. */
   async function finishGrant(
     tx: Tx,
-    view: ActivationView,
-    failure: GrantError | undefined,
+    outcome: ProviderOutcome,
     now: Date,
-    call: ProviderCallFacts & { endAt: Date | null },
-  ) {
+    admins: () => Promise<Principal[]>,
+  ): Promise<Change | undefined> {
+    const { view, failure, endAt, call: facts } = outcome;
     const a = view.activation;
-    const { endAt, ...facts } = call;
     const data = { role: view.role.name };
     if (!failure) {
       const moved = await transition(tx, a.id, ['activating'], 'active', {
@@ -1112,14 +1252,13 @@ export function createActivationService(deps: ActivationDeps) {
         updatedAt: now,
       });
       if (!moved) return; // another replica finished it first
-      await recordActivationChange(tx, a.id, {
+      return activationChange(a.id, {
         actor: SYSTEM,
         action: `${a.kind}.granted`,
         at: now,
         data: { ...data, ...facts, endAt: endAt?.toISOString() ?? null },
         notify: [{ recipientId: a.principalId, kind: 'activation_active', data }],
       });
-      return;
     }
     const attempts = a.attempts + 1;
     if (!failure.retryable || attempts >= MAX_GRANT_ATTEMPTS) {
@@ -1132,19 +1271,17 @@ export function createActivationService(deps: ActivationDeps) {
         updatedAt: now,
       });
       if (!moved) return;
-      const admins = await listAdmins(tx);
       const failed = { ...data, error: failure.message };
-      await recordActivationChange(tx, a.id, {
+      return activationChange(a.id, {
         actor: SYSTEM,
         action: `${a.kind}.failed`,
         at: now,
         data: { ...failed, ...facts, attempts },
         notify: [
           { recipientId: a.principalId, kind: 'activation_failed', data: failed },
-          ...admins.map((admin) => ({ recipientId: admin.id, kind: 'grant_failed', data: failed })),
+          ...(await admins()).map((admin) => ({ recipientId: admin.id, kind: 'grant_failed', data: failed })),
         ],
       });
-      return;
     }
     const moved = await transition(tx, a.id, ['activating'], 'activating', {
       attempts,
@@ -1153,7 +1290,7 @@ export function createActivationService(deps: ActivationDeps) {
       updatedAt: now,
     });
     if (!moved) return;
-    await recordActivationChange(tx, a.id, {
+    return activationChange(a.id, {
       actor: SYSTEM,
       action: `${a.kind}.grant_retrying`,
       at: now,
@@ -1161,34 +1298,20 @@ export function createActivationService(deps: ActivationDeps) {
     });
   }
 
-  async function finishRevoke(
+  /**
+   * A failed revoke. A role is never reported revoked until the provider confirms: stay
+   * `revoking`, retry with backoff, and alert the admins on the first failure.
+   */
+  async function failRevoke(
     tx: Tx,
     view: ActivationView,
-    failure: GrantError | undefined,
+    failure: GrantError,
     now: Date,
     facts: ProviderCallFacts,
-  ) {
+    admins: () => Promise<Principal[]>,
+  ): Promise<Change | undefined> {
     const a = view.activation;
     const data = { role: view.role.name, reason: a.endReason ?? 'ended' };
-    if (!failure) {
-      const moved = await transition(tx, a.id, ['revoking'], 'ended', {
-        endedAt: now,
-        lastError: null,
-        nextAttemptAt: null,
-        updatedAt: now,
-      });
-      if (!moved) return;
-      await recordActivationChange(tx, a.id, {
-        actor: SYSTEM,
-        action: `${a.kind}.ended`,
-        at: now,
-        data: { ...data, ...facts },
-        notify: [{ recipientId: a.principalId, kind: 'activation_ended', data }],
-      });
-      return;
-    }
-    // A role is never reported revoked until the provider confirms: stay `revoking`, retry with
-    // backoff, and alert the admins on the first failure.
     const attempts = a.attempts + 1;
     const moved = await transition(tx, a.id, ['revoking'], 'revoking', {
       attempts,
@@ -1197,13 +1320,12 @@ export function createActivationService(deps: ActivationDeps) {
       updatedAt: now,
     });
     if (!moved) return;
-    const admins = attempts === 1 ? await listAdmins(tx) : [];
-    await recordActivationChange(tx, a.id, {
+    return activationChange(a.id, {
       actor: SYSTEM,
       action: `${a.kind}.revoke_failing`,
       at: now,
       data: { ...data, ...facts, error: failure.message, attempts },
-      notify: admins.map((admin) => ({
+      notify: (attempts === 1 ? await admins() : []).map((admin) => ({
         recipientId: admin.id,
         kind: 'revoke_failing',
         data: { ...data, error: failure.message },
@@ -1216,8 +1338,63 @@ export function createActivationService(deps: ActivationDeps) {
 const nextDelayMs = (attempts: number, failure: GrantError) =>
   Math.max(retryDelayMs(attempts), Math.min(failure.retryAfterMs ?? 0, 60 * 60_000));
 
-/** Provider calls the loop makes at once after a claim. */
-const SETTLE_CONCURRENCY = 10;
+/**
+ * Provider calls made at once after a claim: providers are remote and rate-limited, so a batch
+ * of thousands goes out a few dozen at a time.
+ */
+const SETTLE_CONCURRENCY = 32;
+
+/** One provider call's outcome, as the transaction after the calls records it. */
+interface ProviderOutcome {
+  view: ActivationView;
+  /** The end the provider was told (a grant's end runs from now). */
+  endAt: Date | null;
+  target: GrantTarget;
+  failure: GrantError | undefined;
+  call: ProviderCallFacts;
+}
+
+/** One step of the loop over a claimed batch, inside the claim's transaction: returns the rows it moved. */
+type BatchStep = (tx: Tx, due: ActivationView[], now: Date) => Promise<ActivationView[]>;
+
+/** A step that moves one row at a time, as a batch step (for use cases that are per row anyway). */
+const eachRow =
+  (step: (tx: Tx, view: ActivationView, now: Date) => Promise<boolean>): BatchStep =>
+  async (tx, due, now) => {
+    const moved: ActivationView[] = [];
+    for (const view of due) if (await step(tx, view, now)) moved.push(view);
+    return moved;
+  };
+
+const idsOf = (views: ActivationView[]) => views.map((v) => v.activation.id);
+
+/** `views` that a batch transition moved, with their new rows, in the order of `views`. */
+function movedViews(views: ActivationView[], rows: Activation[]): ActivationView[] {
+  const byId = new Map(rows.map((row) => [row.id, row]));
+  return views.flatMap((view) => {
+    const activation = byId.get(view.activation.id);
+    return activation ? [{ ...view, activation }] : [];
+  });
+}
+
+/** Whether a provider call is due for the activation (a grant or a revoke in flight). */
+const isInFlight = (view: ActivationView) =>
+  view.activation.status === 'activating' || view.activation.status === 'revoking';
+
+/** `work` over `items` with at most `limit` calls in flight; results in the order of `items`. */
+async function mapConcurrently<T, R>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < items.length; i = next++) results[i] = await work(items[i] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
 
 /** What the audit trail records of a provider call besides its outcome. */
 interface ProviderCallFacts {

@@ -81,3 +81,22 @@ export async function findPrincipalByObjectId(
     );
   return linked?.principal;
 }
+
+/** The chat identities of many principals at once (the loop's batches), by principal id. */
+export async function chatIdentitiesOf(db: Db, principalIds: readonly string[]) {
+  const byPrincipal = new Map<string, Awaited<ReturnType<typeof listChatIdentities>>>();
+  if (principalIds.length === 0) return byPrincipal;
+  const rows = await db
+    .select({
+      principalId: chatIdentities.principalId,
+      platform: chatIdentities.platform,
+      tenant: chatIdentities.tenant,
+      externalId: chatIdentities.externalId,
+    })
+    .from(chatIdentities)
+    .where(inArray(chatIdentities.principalId, [...new Set(principalIds)]));
+  for (const { principalId, ...identity } of rows) {
+    byPrincipal.set(principalId, [...(byPrincipal.get(principalId) ?? []), identity]);
+  }
+  return byPrincipal;
+}

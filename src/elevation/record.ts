@@ -1,4 +1,5 @@
-import { appendAudit } from '../audit/audit-log.ts';
+import { sql } from 'drizzle-orm';
+import { appendAudits } from '../audit/audit-log.ts';
 import type { Tx } from '../db/client.ts';
 import type { Actor } from './actor.ts';
 import { notifications } from './notification.sql.ts';
@@ -22,39 +23,65 @@ export interface Change {
   notify?: Notice[];
 }
 
+/** A change to one activation, as `recordChanges` takes it. */
+export type ActivationChange = Omit<Change, 'subjectType' | 'subjectId' | 'activationId'>;
+
 /**
  * Writes the audit event and the outbox rows of a change. Call it in the transaction that made
  * the change, so state, audit and notifications commit together or not at all.
  */
-export async function recordChange(tx: Tx, change: Change): Promise<void> {
-  const notice = change.notify ?? [];
-  if (notice.length > 0) {
-    await tx.insert(notifications).values(
-      notice.map((n) => ({
-        recipientId: n.recipientId,
-        kind: n.kind,
-        activationId: change.activationId ?? null,
-        data: n.data ?? {},
-        nextAttemptAt: change.at,
-      })),
-    );
+export function recordChange(tx: Tx, change: Change): Promise<void> {
+  return recordChanges(tx, [change]);
+}
+
+/**
+ * Writes the audit events and outbox rows of many changes (a batch of the loop) in bulk: one
+ * INSERT each and one turn at the audit chain, with the events in `changes`' order. Same
+ * contract as `recordChange`.
+ */
+export async function recordChanges(tx: Tx, changes: readonly Change[]): Promise<void> {
+  const rows = changes.flatMap((change) =>
+    (change.notify ?? []).map((n) => ({
+      recipient_id: n.recipientId,
+      kind: n.kind,
+      activation_id: change.activationId ?? null,
+      data: n.data ?? {},
+      next_attempt_at: change.at.toISOString(),
+    })),
+  );
+  if (rows.length > 0) {
+    // One JSON parameter for the whole batch, as for the audit events (audit-log.ts).
+    await tx.execute(sql`
+      insert into ${notifications} (recipient_id, kind, activation_id, data, next_attempt_at)
+      select recipient_id, kind, activation_id, data, next_attempt_at
+      from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as (
+        recipient_id uuid, kind text, activation_id uuid, data jsonb, next_attempt_at timestamptz
+      )`);
   }
   // Last: the audit append holds the chain lock until commit, so keep it at the very end.
-  await appendAudit(tx, {
-    actor: change.actor.label,
-    action: change.action,
-    subjectType: change.subjectType,
-    subjectId: change.subjectId,
-    data: change.data,
-    at: change.at,
-  });
+  await appendAudits(
+    tx,
+    changes.map((change) => ({
+      actor: change.actor.label,
+      action: change.action,
+      subjectType: change.subjectType,
+      subjectId: change.subjectId,
+      data: change.data,
+      at: change.at,
+    })),
+  );
 }
 
 /** A change to one activation: its id is the audit subject and the notifications' reference. */
+export function activationChange(activationId: string, change: ActivationChange): Change {
+  return { ...change, subjectType: 'activation', subjectId: activationId, activationId };
+}
+
+/** Records a change to one activation (see `activationChange`). */
 export function recordActivationChange(
   tx: Tx,
   activationId: string,
-  change: Omit<Change, 'subjectType' | 'subjectId' | 'activationId'>,
+  change: ActivationChange,
 ): Promise<void> {
-  return recordChange(tx, { ...change, subjectType: 'activation', subjectId: activationId, activationId });
+  return recordChange(tx, activationChange(activationId, change));
 }

@@ -2,8 +2,22 @@ import type { ActivationService } from '../elevation/activation-service.ts';
 import type { ReminderService } from '../elevation/reminder-service.ts';
 import type { Job } from './scheduler.ts';
 
-/** Rows one run of a lifecycle job claims; the next tick takes the rest. */
+/** Rows one batch of a lifecycle job claims (one transaction before the provider calls, one after). */
 const BATCH = 200;
+/**
+ * Expired activations are revoked in larger batches: a burst of thousands expiring in the same
+ * second is the case to clear fast, and each batch pays two transactions and one turn at the
+ * audit chain whatever its size. Larger still would hold the audit chain's lock longer for the
+ * requests of people waiting in chat.
+ */
+const REVOKE_BATCH = 1_000;
+/**
+ * Batches of expired activations one replica works on at once: while one batch's outcome is
+ * being recorded, the next is claimed and sent to the providers (SKIP LOCKED keeps them apart).
+ */
+const REVOKE_WORKERS = 2;
+/** A run's safety stop: never one endless run, whatever a job reports. */
+const MAX_BATCHES_PER_RUN = 1_000;
 
 /**
  * The activation lifecycle's jobs (and the notices around it): each claims its due rows (SKIP
@@ -16,9 +30,37 @@ export function lifecycleJobs(activations: ActivationService, reminders: Reminde
     { name: 'remind-approvers', run: () => reminders.remindApprovers(BATCH) },
     { name: 'warn-eligibilities', run: () => reminders.warnEligibilities(BATCH) },
     { name: 'expire-eligibilities', run: () => reminders.expireEligibilities(BATCH) },
-    { name: 'start-scheduled', run: () => activations.startDue(BATCH) },
-    { name: 'revoke-expired', run: () => activations.expireDue(BATCH) },
-    { name: 'retry-grants-and-revokes', run: () => activations.retryDue(BATCH) },
-    { name: 'time-out-requests', run: () => activations.timeOutDue(BATCH) },
+    { name: 'start-scheduled', run: () => untilDone((n) => activations.startDue(n), BATCH) },
+    {
+      name: 'revoke-expired',
+      run: () => untilDone((n) => activations.expireDue(n), REVOKE_BATCH, REVOKE_WORKERS),
+    },
+    { name: 'retry-grants-and-revokes', run: () => untilDone((n) => activations.retryDue(n), BATCH) },
+    { name: 'time-out-requests', run: () => untilDone((n) => activations.timeOutDue(n), BATCH) },
   ];
+}
+
+/**
+ * Runs `step` batch after batch while it finds a full one, so a burst is cleared in one run
+ * instead of one batch per tick; `workers` such loops run side by side. Only for steps whose rows
+ * leave the due set once moved (the activation jobs: a moved row changes status or gets a later
+ * `next_attempt_at`), so it ends. Returns how many rows were moved.
+ */
+export async function untilDone(
+  step: (limit: number) => Promise<number>,
+  batch: number,
+  workers = 1,
+): Promise<number> {
+  let done = 0;
+  let rounds = 0;
+  let drained = false;
+  const worker = async () => {
+    while (!drained && rounds++ < MAX_BATCHES_PER_RUN) {
+      const moved = await step(batch);
+      done += moved;
+      if (moved < batch) drained = true;
+    }
+  };
+  await Promise.all(Array.from({ length: workers }, worker));
+  return done;
 }

@@ -1,17 +1,22 @@
+import { performance } from 'node:perf_hooks';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from '../log.ts';
 
 /** A job of the background loop: one run does one bounded piece of work. */
 export interface Job {
   name: string;
+  /** Resolves with how many rows it handled, when it counts them (logged once per run). */
   run(): Promise<unknown>;
 }
 
 /** Every schedule of the loop, in one place. Six fields: the first is seconds. */
 export const SCHEDULES = {
   deliverNotifications: '*/2 * * * * *',
-  /** Start, expire, retry, time out: revocation lags expiry by about this tick. */
-  lifecycle: '*/2 * * * * *',
+  /**
+   * Start, expire, retry, time out: every second, and a run that claims a full batch goes on at
+   * once (lifecycle-jobs.ts), so revocation lags expiry by about a second plus the work ahead.
+   */
+  lifecycle: '* * * * * *',
   /** Compare each target's holders with the running activations (PIM's "assigned outside PIM"). */
   reconcile: '0 */5 * * * *',
 } as const;
@@ -27,13 +32,22 @@ export function startScheduler(jobs: { job: Job; schedule: string }[], log: Logg
     cron.schedule(
       schedule,
       () => {
+        const started = performance.now();
         const run = job
           .run()
+          .then((done) => {
+            // One line per run that did something, never one per row: a burst of 100,000
+            // revocations must not become 100,000 log lines.
+            if (typeof done === 'number' && done > 0) {
+              const ms = Math.round(performance.now() - started);
+              log.info({ job: job.name, done, ms }, `${job.name}: ${done} in ${ms} ms`);
+            }
+          })
           .catch((error) => log.error({ err: error, job: job.name }, `${job.name} failed`));
         running.add(run);
         return run.finally(() => running.delete(run));
       },
-      { name: job.name, noOverlap: true },
+      { name: job.name, noOverlap: true, logger: cronLogger(log) },
     ),
   );
   return {
@@ -42,5 +56,18 @@ export function startScheduler(jobs: { job: Job; schedule: string }[], log: Logg
       await Promise.all(tasks.map((task) => task.stop()));
       await Promise.allSettled([...running]);
     },
+  };
+}
+
+/**
+ * node-cron's own messages, into our log. A tick that finds the previous run still going is
+ * skipped by design (a run clears a burst batch after batch), so that one is only debug.
+ */
+function cronLogger(log: Logger) {
+  return {
+    info: (message: string) => log.debug(message),
+    warn: (message: string) => (message.includes('overlap') ? log.debug(message) : log.warn(message)),
+    error: (message: string | Error, err?: Error) => log.error({ err: err ?? message }, String(message)),
+    debug: (message: string | Error) => log.debug(String(message)),
   };
 }
