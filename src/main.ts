@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { createSlackPlatform } from './chat/slack/slack-platform.ts';
+import { createTeamsPlatform } from './chat/teams/teams-platform.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type { Config } from './config.ts';
 import { type Db, openDatabase } from './db/client.ts';
@@ -85,7 +86,15 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
       activations,
       admin,
     });
-    const platforms = [slack].filter((p) => p !== undefined);
+    const teams = createTeamsPlatform({
+      config,
+      db: database.db,
+      clock: systemClock,
+      log,
+      activations,
+      admin,
+    });
+    const platforms = [slack, teams].filter((p) => p !== undefined);
     const routes: Route[] = platforms.flatMap((p) => p.routes);
     if (platforms.length === 0) {
       log.warn(

@@ -1,0 +1,350 @@
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { PostedMessage, TeamsUser } from '../support/fake-teams.ts';
+import {
+  button,
+  buttons,
+  type CardJson,
+  cardOf,
+  eventually,
+  startTeamsElevate,
+  submission,
+  type TeamsElevate,
+  textOf,
+} from '../support/teams-harness.ts';
+
+/**
+ * The Teams surface end to end: the real `elevate serve` as a child process, a local Microsoft
+ * cloud (keys, sign-in, connector), and activities signed as Teams signs them. One server for the
+ * file; every test uses its own people, so tests do not see each other's state. Assertions are
+ * what people see: the cards posted and updated in their chats, the dialogs, the invoke answers.
+ */
+
+const WEBHOOK_SECRET = 'e2e-webhook-secret-0123456789abcdef0123456789';
+const email = (key: string) => `${key}@example.com`;
+const PEOPLE = [
+  'ana', // admin
+  'bo', // approver, has a chat with the bot
+  'cy', // approver, known from a team's roster only
+  'dee', // requester: the whole path
+  'deny',
+  'cancel',
+  'quick',
+  'self',
+  'eve', // neither approver nor admin
+  'ticket',
+];
+
+interface WebhookEvent {
+  type: 'grant' | 'revoke';
+  activationId: string;
+  principal: { email: string };
+  role: { name: string };
+}
+
+let elevate: TeamsElevate;
+let receiver: Server;
+const webhookEvents: WebhookEvent[] = [];
+const user = (key: string): TeamsUser => {
+  const found = elevate.teams.users.get(key);
+  if (!found) throw new Error(`no user ${key}`);
+  return found;
+};
+
+function policy(webhookUrl: string) {
+  const eligible = (role: string, ...keys: string[]) =>
+    keys.map((k) => `  - { principal: ${email(k)}, role: ${role} }`).join('\n');
+  return `
+admins: [${email('ana')}]
+roles:
+  - name: db-prod
+    description: Admin on the production database
+    scope: prod/db
+    provider: { type: webhook, url: "${webhookUrl}", secret: env:ELEVATE_E2E_WEBHOOK_SECRET }
+    settings:
+      maxDuration: 4h
+      minDuration: 15m
+      defaultDuration: 1h
+      requireApproval: true
+      approvers: [${email('bo')}, ${email('cy')}]
+  - name: quick
+    scope: staging
+    provider: { type: none }
+    settings: { maxDuration: 2h, minDuration: 15m, defaultDuration: 30m, minActiveBeforeDeactivation: 0m }
+  - name: peer
+    provider: { type: none }
+    settings: { requireApproval: true, approvers: [${email('self')}, ${email('bo')}] }
+  - name: ticketed
+    provider: { type: none }
+    settings: { requireTicket: true, ticketSystem: Jira, ticketPattern: "^OPS-[0-9]+$" }
+eligibility:
+${eligible('db-prod', 'dee', 'deny', 'cancel')}
+${eligible('quick', 'quick')}
+${eligible('peer', 'self')}
+${eligible('ticketed', 'ticket')}
+`;
+}
+
+beforeAll(async () => {
+  receiver = createServer((request, response) => {
+    let body = '';
+    request.on('data', (chunk) => {
+      body += chunk;
+    });
+    request.on('end', () => {
+      webhookEvents.push(JSON.parse(body) as WebhookEvent);
+      response.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+    });
+  });
+  receiver.listen(0, '127.0.0.1');
+  await once(receiver, 'listening');
+  const webhookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/grants`;
+  elevate = await startTeamsElevate({
+    policy: policy(webhookUrl),
+    env: { ELEVATE_E2E_WEBHOOK_SECRET: WEBHOOK_SECRET },
+    users: Object.fromEntries([...PEOPLE.map((k) => [k, email(k)]), ['nomail', undefined]]),
+  });
+  // Everyone but cy opened the bot's personal chat; cy is known from a team the bot joined.
+  for (const key of PEOPLE.filter((k) => k !== 'cy'))
+    expect((await elevate.install(user(key))).status).toBe(200);
+  expect((await elevate.installInTeam(['bo', 'cy', 'dee'])).status).toBe(200);
+}, 120_000);
+
+afterAll(async () => {
+  await elevate?.stop();
+  receiver?.closeAllConnections();
+  receiver?.close();
+});
+
+/** Messages in a user's 1:1 chat with the bot, oldest first. */
+const chat = (key: string) => elevate.teams.messagesIn(elevate.personal(user(key)));
+/** The newest message in a user's chat whose text matches. */
+function latest(key: string, pattern: RegExp): PostedMessage | undefined {
+  return chat(key)
+    .filter((m) => pattern.test(textOf(cardOf(m))))
+    .at(-1);
+}
+const waitFor = (key: string, pattern: RegExp) => eventually(() => latest(key, pattern));
+
+/** Says something and returns the bot's reply card in the user's chat. */
+async function ask(key: string, text: string): Promise<CardJson> {
+  const before = chat(key).length;
+  expect((await elevate.say(user(key), text)).status).toBe(200);
+  const reply = chat(key).at(before);
+  if (!reply) throw new Error(`no reply to "${text}"`);
+  return cardOf(reply);
+}
+
+/** Opens a dialog from a card's button; returns the dialog card. */
+async function open(key: string, opener: CardJson): Promise<CardJson> {
+  const answer = await elevate.fetchTask(user(key), opener.data as Record<string, unknown>);
+  expect(answer.status).toBe(200);
+  return cardOf(answer.body);
+}
+
+const errorsOn = (card: CardJson) =>
+  Object.fromEntries(
+    (card.body as CardJson[])
+      .filter((e) => typeof e.id === 'string' && String(e.id).endsWith('Error'))
+      .map((e) => [String(e.id), String(e.text)]),
+  );
+
+describe('the request path', () => {
+  test('elevate → dialog (inline errors) → approver cards → Approve → grant → requester told → cards updated', async () => {
+    // The install greeted the requester in the personal chat, with the commands.
+    expect(textOf(cardOf(chat('dee')[0]))).toMatch(/Hi! I am Elevate/);
+
+    const board = await ask('dee', 'elevate');
+    expect(textOf(board)).toContain('Your roles');
+    const activate = button(board, 'Activate', 'db-prod');
+    expect(activate.type).toBe('Action.Submit');
+    const form = await open('dee', activate);
+    expect(Object.keys(submission(form))).toEqual(
+      expect.arrayContaining(['duration', 'startDate', 'startTime', 'justification']),
+    );
+
+    // Over the maximum (a tampered choice): the dialog comes back with the error on the field.
+    const tooLong = await elevate.submitTask(
+      user('dee'),
+      submission(form, { duration: '600', justification: 'x' }),
+    );
+    const again = cardOf(tooLong.body);
+    expect(errorsOn(again).durationError).toMatch(/4h/);
+    // No justification: required by the role, shown on its field, and what was typed is kept.
+    const noReason = cardOf(
+      (await elevate.submitTask(user('dee'), submission(form, { justification: '' }))).body,
+    );
+    expect(Object.keys(errorsOn(noReason))).toEqual(['justificationError']);
+    // Nothing was requested by the refused submissions.
+    expect(latest('bo', /dee@example.com/)).toBeUndefined();
+
+    const done = await elevate.submitTask(
+      user('dee'),
+      submission(form, { justification: 'rotate the index' }),
+    );
+    expect(done.body).toEqual({
+      task: { type: 'message', value: expect.stringMatching(/Requested db-prod/) },
+    });
+
+    // Both approvers get the card proactively; cy had no chat with the bot, so one is created.
+    const boCard = await waitFor('bo', /dee@example.com asks|Access request/);
+    const cyCard = await waitFor('cy', /Access request/);
+    expect(
+      elevate.teams.calls.some(
+        (c) =>
+          c.method === 'POST' &&
+          c.path === '/v3/conversations' &&
+          JSON.stringify(c.body).includes(user('cy').id),
+      ),
+    ).toBe(true);
+    const shown = textOf(cardOf(boCard));
+    expect(shown).toContain('Requester: dee@example.com');
+    expect(shown).toContain('Role: db-prod');
+    expect(shown).toContain('rotate the index');
+    // The card refreshes itself for its approver (Universal Actions).
+    expect(cardOf(boCard).refresh).toMatchObject({ userIds: [user('bo').id] });
+
+    // Approve via Action.Execute: the answer is the card, decided, without buttons.
+    const approve = button(cardOf(boCard), 'Approve');
+    expect(approve.type).toBe('Action.Execute');
+    const decided = await elevate.execute(user('bo'), approve);
+    expect(decided.status).toBe(200);
+    const decidedCard = cardOf(decided.body);
+    expect(textOf(decidedCard)).toMatch(/Approved\*\* by bo@example.com/);
+    expect(buttons(decidedCard).map((b) => b.title)).not.toContain('Approve');
+
+    // The real grant, then the requester is told with Extend / Deactivate.
+    await eventually(() =>
+      webhookEvents.find((e) => e.type === 'grant' && e.principal.email === 'dee@example.com'),
+    );
+    const active = await waitFor('dee', /db-prod\*\* is active until/);
+    expect(buttons(cardOf(active)).map((b) => b.title)).toEqual(['Extend', 'Deactivate']);
+
+    // cy's copy is updated in place (PUT on the same activity) to show the outcome.
+    await eventually(() => {
+      const now = elevate.teams.messages.get(cyCard.id);
+      return now && now.updates > 0 && /Approved\*\* by bo@example.com/.test(textOf(cardOf(now)));
+    });
+    // A click on the decided card (cy's old copy) is told who decided, and when.
+    const late = await elevate.execute(user('cy'), button(cardOf(cyCard), 'Approve'));
+    expect(textOf(cardOf(late.body))).toMatch(/already approved by bo@example.com at \d{4}-\d\d-\d\dT/);
+    expect(
+      webhookEvents.filter((e) => e.type === 'grant' && e.principal.email === 'dee@example.com'),
+    ).toHaveLength(1);
+  });
+
+  test('deny needs a reason, which the requester reads', async () => {
+    const answer = await ask('deny', 'activate db-prod 1h deploy hotfix');
+    expect(textOf(answer)).toMatch(/Requested db-prod/);
+    const card = await waitFor('bo', /deny@example.com/);
+    const form = await open('bo', button(cardOf(card), 'Deny'));
+    const empty = cardOf((await elevate.submitTask(user('bo'), submission(form, { comment: '' }))).body);
+    expect(errorsOn(empty).commentError).toMatch(/Say why you deny/);
+    const denied = await elevate.submitTask(
+      user('bo'),
+      submission(form, { comment: 'not during the freeze' }),
+    );
+    expect(JSON.stringify(denied.body)).toMatch(/You denied deny@example.com's request/);
+    await waitFor('deny', /was denied: not during the freeze/);
+    // bo's own card shows the outcome too.
+    await eventually(() =>
+      /Denied\*\* by bo@example.com/.test(textOf(cardOf(elevate.teams.messages.get(card.id)))),
+    );
+  });
+
+  test('cancel a waiting request from its message', async () => {
+    await ask('cancel', 'activate db-prod 30m look at logs');
+    const waiting = await waitFor('cancel', /waiting for approval/);
+    const answer = await elevate.execute(user('cancel'), button(cardOf(waiting), 'Cancel'));
+    expect(textOf(cardOf(answer.body))).toMatch(/Your request for db-prod is cancelled/);
+    await eventually(() =>
+      /Cancelled/.test(
+        textOf(cardOf(latest('bo', /cancel@example.com/) ?? { attachments: [{ content: {} }] })),
+      ),
+    );
+  });
+
+  test('a role without approval: active at once, extend, then deactivate', async () => {
+    const reply = await ask('quick', 'activate quick 30m smoke test');
+    expect(textOf(reply)).toMatch(/quick is active/);
+    const active = await waitFor('quick', /quick\*\* is active until/);
+    const extendForm = await open('quick', button(cardOf(active), 'Extend'));
+    const extended = await elevate.submitTask(
+      user('quick'),
+      submission(extendForm, { duration: '30', justification: 'more' }),
+    );
+    expect(JSON.stringify(extended.body)).toMatch(/quick is extended/);
+    await waitFor('quick', /quick\*\* is extended until/);
+    const deactivate = button(cardOf(active), 'Deactivate');
+    const ended = await elevate.execute(user('quick'), deactivate);
+    expect(textOf(cardOf(ended.body))).toMatch(/quick is deactivated|Deactivating quick/);
+    await waitFor('quick', /quick\*\* has ended/);
+  });
+});
+
+describe('refused', () => {
+  test('self-approval, a non-approver, and forged card data change nothing and are audited', async () => {
+    await ask('self', 'activate peer 1h check the peer review');
+    const card = await waitFor('bo', /self@example.com/);
+    const approve = button(cardOf(card), 'Approve');
+    // The requester is on the role's approver list, yet cannot approve their own request.
+    const own = await elevate.execute(user('self'), approve);
+    expect(JSON.stringify(own.body)).toMatch(/own request|yourself/i);
+    // Someone who is not an approver, with the button data copied from bo's card.
+    const forged = await elevate.execute(user('eve'), approve);
+    expect(JSON.stringify(forged.body)).toMatch(/not an approver|cannot|may not/i);
+    // Nor can they open the Deny dialog: nothing about the request is revealed.
+    const peek = await elevate.fetchTask(
+      user('eve'),
+      button(cardOf(card), 'Deny').data as Record<string, unknown>,
+    );
+    expect(JSON.stringify(peek.body)).not.toContain('check the peer review');
+    // Still pending: bo's card still has its buttons after a refresh.
+    const refreshed = await elevate.execute(user('bo'), {
+      verb: 'refreshApproval',
+      data: { value: (approve.data as { value: string }).value },
+    });
+    expect(buttons(cardOf(refreshed.body)).map((b) => b.title)).toContain('Approve');
+    // The refused attempts are on the audit trail, with who tried (read in the admin dialog).
+    const menu = await open('ana', button(await ask('ana', 'admin'), 'Open admin'));
+    const audit = await elevate.submitTask(
+      user('ana'),
+      button(menu, 'Audit events').data as Record<string, unknown>,
+    );
+    const text = textOf(cardOf(audit.body));
+    expect(text).toMatch(/eve@example.com \*\*refused\.approve\*\*/);
+    expect(text).toMatch(/self@example.com \*\*refused\.approve\*\*/);
+  });
+
+  test('a non-admin is refused the admin dialog, also with forged data', async () => {
+    expect(textOf(await ask('eve', 'admin'))).toMatch(/for Elevate admins/);
+    const forged = await elevate.fetchTask(user('eve'), { dialog: 'admin', value: '' });
+    expect(JSON.stringify(forged.body)).toMatch(/for Elevate admins/);
+    const submit = await elevate.submitTask(user('eve'), {
+      action: 'adminRevoke',
+      value: '00000000-0000-0000-0000-000000000000',
+    });
+    expect(JSON.stringify(submit.body)).toMatch(/for Elevate admins/);
+  });
+
+  test('a bad ticket number is shown on its field', async () => {
+    const reply = await ask('ticket', 'activate ticketed 1h fix');
+    const form = await open('ticket', button(reply, 'Open the form'));
+    const bad = cardOf(
+      (await elevate.submitTask(user('ticket'), submission(form, { ticketNumber: 'INC-1' }))).body,
+    );
+    expect(errorsOn(bad).ticketNumberError).toMatch(/OPS-/);
+    const ok = await elevate.submitTask(user('ticket'), submission(form, { ticketNumber: 'OPS-42' }));
+    expect(JSON.stringify(ok.body)).toMatch(/ticketed is active/);
+  });
+
+  test('a user Teams has no email for is told so, and an unknown command gets help', async () => {
+    const nomail = user('nomail');
+    await elevate.say(nomail, 'elevate');
+    const reply = chat('nomail').at(-1);
+    expect(textOf(cardOf(reply))).toMatch(/did not share yours/);
+    expect(textOf(await ask('eve', 'aprovals'))).toMatch(/Did you mean `approvals`/);
+  });
+});
