@@ -35,6 +35,8 @@ const PEOPLE = [
   'self',
   'eve', // neither approver nor admin
   'ticket',
+  'intruder', // the target of forged requests
+  'flaky', // meets a throttled connector
 ];
 
 interface WebhookEvent {
@@ -81,7 +83,7 @@ roles:
     settings: { requireTicket: true, ticketSystem: Jira, ticketPattern: "^OPS-[0-9]+$" }
 eligibility:
 ${eligible('db-prod', 'dee', 'deny', 'cancel')}
-${eligible('quick', 'quick')}
+${eligible('quick', 'quick', 'intruder', 'flaky')}
 ${eligible('peer', 'self')}
 ${eligible('ticketed', 'ticket')}
 `;
@@ -346,5 +348,88 @@ describe('refused', () => {
     const reply = chat('nomail').at(-1);
     expect(textOf(cardOf(reply))).toMatch(/did not share yours/);
     expect(textOf(await ask('eve', 'aprovals'))).toMatch(/Did you mean `approvals`/);
+  });
+});
+
+describe('authentication', () => {
+  test('tokens with the wrong audience, issuer, serviceurl, key or expiry, or none, get 401 and change nothing', async () => {
+    const intruder = user('intruder');
+    const before = chat('intruder').length;
+    const activity = {
+      type: 'message',
+      id: 'f:forged',
+      channelId: 'msteams',
+      serviceUrl: elevate.teams.serviceUrl,
+      from: { id: intruder.id, aadObjectId: intruder.aadObjectId, name: 'intruder' },
+      recipient: { id: `28:${elevate.teams.clientId}` },
+      conversation: {
+        id: elevate.personal(intruder),
+        conversationType: 'personal',
+        tenantId: elevate.teams.tenantId,
+      },
+      text: 'activate quick 30m let me in',
+    };
+    const now = Math.floor(Date.now() / 1000);
+    const bad: [string, string | undefined][] = [
+      ['missing', undefined],
+      ['not a JWT', 'Bearer not-a-token'],
+      ['wrong audience', `Bearer ${elevate.teams.sign({ aud: 'someone-else' })}`],
+      ['wrong issuer', `Bearer ${elevate.teams.sign({ iss: 'https://evil.example.com' })}`],
+      ['wrong serviceurl', `Bearer ${elevate.teams.sign({ serviceurl: 'https://evil.example.com/' })}`],
+      ['expired', `Bearer ${elevate.teams.sign({ exp: now - 3600, nbf: now - 7200, iat: now - 7200 })}`],
+      ['unknown key', `Bearer ${elevate.teams.sign({}, { key: 'other' })}`],
+    ];
+    for (const [why, auth] of bad) {
+      const answer = await elevate.raw(activity, auth);
+      expect({ why, status: answer.status }).toEqual({ why, status: 401 });
+    }
+    // A correct token for another service URL cannot redirect the bot's answers either.
+    const redirected = await elevate.raw(
+      { ...activity, serviceUrl: 'https://evil.example.com/' },
+      `Bearer ${elevate.teams.sign()}`,
+    );
+    expect(redirected.status).toBe(401);
+    // Nothing happened: no reply, and the role is still only offered.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(chat('intruder')).toHaveLength(before);
+    const board = await ask('intruder', 'status');
+    expect(button(board, 'Activate', 'quick')).toBeDefined();
+    // A body that is not an activity is refused before anything else.
+    const garbage = await fetch(`${elevate.url}/api/messages`, { method: 'POST', body: 'not json' });
+    expect(garbage.status).toBe(400);
+  });
+
+  test('the bot signs in with its credentials and sends every connector call with that token', () => {
+    expect(elevate.teams.tokensIssued()).toBeGreaterThan(0);
+    // (the local connector answers 401 to any call without an issued token; every test above got answers)
+    expect(elevate.teams.calls.length).toBeGreaterThan(0);
+  });
+});
+
+describe('delivery', () => {
+  test('a throttled connector (429 with Retry-After, then 502) is retried with backoff and the message arrives once', async () => {
+    const before = chat('flaky').length;
+    const conversation = elevate.personal(user('flaky'));
+    elevate.teams.failNext(conversation, 429, 1, 1);
+    elevate.teams.failNext(conversation, 502, 1);
+    expect((await elevate.say(user('flaky'), 'activate quick 30m under load')).status).toBe(200);
+    const active = await waitFor('flaky', /quick\*\* is active until/);
+    // The direct answer and the outbox's message each arrived exactly once.
+    const texts = chat('flaky')
+      .slice(before)
+      .map((m) => textOf(cardOf(m)));
+    expect(texts.filter((t) => /quick is active. You will get a message/.test(t))).toHaveLength(1);
+    expect(texts.filter((t) => /quick\*\* is active until/.test(t))).toHaveLength(1);
+    const attempts = elevate.teams.calls.filter(
+      (c) => c.conversationId === elevate.personal(user('flaky')) && c.method === 'POST',
+    );
+    const failed = attempts.filter((c) => c.body.failedWith);
+    expect(failed.map((c) => c.body.failedWith)).toEqual([429, 502]);
+    // The retry after the 429 waited at least its Retry-After (1 s).
+    const first = failed[0];
+    const next = attempts[attempts.indexOf(failed[0] as (typeof attempts)[number]) + 1];
+    expect((next?.at ?? 0) - (first?.at ?? 0)).toBeGreaterThanOrEqual(1000);
+    expect(chat('flaky').length).toBeGreaterThan(before);
+    expect(active).toBeDefined();
   });
 });

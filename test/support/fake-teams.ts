@@ -59,8 +59,8 @@ export interface FakeTeams {
   addUser(key: string, email?: string): TeamsUser;
   /** A JWT as Teams signs them; `claims` override the defaults (and `key: 'other'` signs with a stranger's key). */
   sign(claims?: Record<string, unknown>, options?: { key?: 'ours' | 'other' }): string;
-  /** The next `times` connector message posts answer `status` (with Retry-After seconds). */
-  failNext(status: number, times: number, retryAfterSeconds?: number): void;
+  /** The next `times` message posts or updates in `conversationId` answer `status` (with Retry-After seconds). */
+  failNext(conversationId: string, status: number, times: number, retryAfterSeconds?: number): void;
   /** Team rosters by conversation id, for `GET …/members`. */
   rosters: Map<string, string[]>;
   /** Messages posted to a conversation, oldest first. */
@@ -86,7 +86,7 @@ export async function startFakeTeams(): Promise<FakeTeams> {
   const calls: ConnectorCall[] = [];
   const messages = new Map<string, PostedMessage>();
   const rosters = new Map<string, string[]>();
-  const failures: { status: number; retryAfter?: number }[] = [];
+  const failures: { conversationId: string; status: number; retryAfter?: number }[] = [];
   let url = '';
 
   const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
@@ -169,8 +169,10 @@ export async function startFakeTeams(): Promise<FakeTeams> {
       );
     }
     if (kind === 'activities' && conversationId) {
-      const failure = req.method === 'POST' || req.method === 'PUT' ? failures.shift() : undefined;
+      const index = failures.findIndex((f) => f.conversationId === conversationId);
+      const failure = req.method === 'POST' || req.method === 'PUT' ? failures[index] : undefined;
       if (failure) {
+        failures.splice(index, 1);
         calls.push({ ...call, body: { ...body, failedWith: failure.status } });
         return json(
           res,
@@ -238,8 +240,9 @@ export async function startFakeTeams(): Promise<FakeTeams> {
       const signature = createSign('RSA-SHA256').update(input).sign(key.privateKey);
       return `${input}.${b64url(signature)}`;
     },
-    failNext(status, times, retryAfterSeconds) {
-      for (let i = 0; i < times; i++) failures.push({ status, retryAfter: retryAfterSeconds });
+    failNext(conversationId, status, times, retryAfterSeconds) {
+      for (let i = 0; i < times; i++)
+        failures.push({ conversationId, status, retryAfter: retryAfterSeconds });
     },
     messagesIn(conversationId) {
       return [...messages.values()].filter((m) => m.conversationId === conversationId);

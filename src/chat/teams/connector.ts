@@ -44,9 +44,20 @@ export function createConnector(deps: {
   const random = deps.random ?? Math.random;
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
 
-  async function call<T>(method: string, serviceUrl: string, path: string, body?: unknown): Promise<T> {
+  /**
+   * One connector request with its retries. `conversation` set: a message send, which waits for the
+   * conversation's rate limit before each attempt, and holds the conversation when told to back off.
+   */
+  async function call<T>(
+    method: string,
+    serviceUrl: string,
+    path: string,
+    body?: unknown,
+    conversation?: string,
+  ): Promise<T> {
     const url = `${serviceUrl.replace(/\/$/, '')}${path}`;
     for (let attempt = 1; ; attempt++) {
+      if (conversation) await deps.limiter.acquire(conversation);
       const token = await deps.token();
       let response: Response;
       try {
@@ -70,6 +81,7 @@ export function createConnector(deps: {
       const retryAfterMs = retryAfter(response.headers.get('retry-after'));
       const retryable = RETRYABLE.has(response.status);
       const wait = backoff(attempt, retryAfterMs);
+      if (retryable && conversation) deps.limiter.pause(conversation, wait);
       if (!retryable || attempt >= ATTEMPTS || wait > MAX_INLINE_WAIT_MS) {
         throw new ConnectorError(
           `Teams answered ${response.status} to ${method} ${path.split('?')[0]}`,
@@ -91,22 +103,24 @@ export function createConnector(deps: {
   return {
     /** Posts a message to a conversation; the activity id is what later updates need. */
     async send(serviceUrl: string, conversationId: string, activity: object): Promise<string> {
-      await deps.limiter.acquire(conversationId);
       const posted = await call<{ id?: string }>(
         'POST',
         serviceUrl,
         `/v3/conversations/${conversationId}/activities`,
         activity,
+        conversationId,
       );
       return posted.id ?? '';
     },
     /** Replaces a message we posted (a card updated in place). */
     async update(serviceUrl: string, conversationId: string, activityId: string, activity: object) {
-      await deps.limiter.acquire(conversationId);
-      await call('PUT', serviceUrl, `/v3/conversations/${conversationId}/activities/${activityId}`, {
-        ...activity,
-        id: activityId,
-      });
+      await call(
+        'PUT',
+        serviceUrl,
+        `/v3/conversations/${conversationId}/activities/${activityId}`,
+        { ...activity, id: activityId },
+        conversationId,
+      );
     },
     /** Opens (or finds) the 1:1 chat between the bot and a user; returns its conversation id. */
     async createPersonalConversation(

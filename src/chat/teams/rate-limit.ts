@@ -24,6 +24,8 @@ export function createRateLimiter(
   const now = options.now ?? Date.now;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const sent = new Map<string, number[]>();
+  // After Teams said "slow down" (429 with Retry-After), nothing goes to that conversation until then.
+  const pausedUntil = new Map<string, number>();
   // Sends to one conversation take turns, so two waiters never both claim the last free slot.
   const queues = new Map<string, Promise<void>>();
 
@@ -32,7 +34,7 @@ export function createRateLimiter(
     const at = now();
     const times = (sent.get(key) ?? []).filter((t) => t > at - longest);
     sent.set(key, times);
-    let wait = 0;
+    let wait = Math.max(0, (pausedUntil.get(key) ?? 0) - at);
     for (const [ms, max] of windows) {
       const inWindow = times.filter((t) => t > at - ms);
       if (inWindow.length >= max) {
@@ -45,10 +47,16 @@ export function createRateLimiter(
 
   async function take(key: string): Promise<void> {
     for (let wait = waitFor(key); wait > 0; wait = waitFor(key)) await sleep(wait);
-    sent.get(key)?.push(now()) ?? sent.set(key, [now()]);
+    const times = sent.get(key) ?? [];
+    times.push(now());
+    sent.set(key, times);
   }
 
   return {
+    /** Holds every send to `key` for `ms` (the service asked us to back off). */
+    pause(key: string, ms: number): void {
+      pausedUntil.set(key, Math.max(pausedUntil.get(key) ?? 0, now() + ms));
+    },
     /** Resolves when a message to `key` may go; counts it as sent. */
     acquire(key: string): Promise<void> {
       const turn = (queues.get(key) ?? Promise.resolve()).then(() => take(key));
