@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { cardProblems } from '../support/adaptive-cards.ts';
 import type { PostedMessage, TeamsUser } from '../support/fake-teams.ts';
 import {
   button,
@@ -431,5 +432,28 @@ describe('delivery', () => {
     expect((next?.at ?? 0) - (first?.at ?? 0)).toBeGreaterThanOrEqual(1000);
     expect(chat('flaky').length).toBeGreaterThan(before);
     expect(active).toBeDefined();
+  });
+});
+
+describe('cards', () => {
+  test('every card the bot sent in this run passes the official Adaptive Cards parser', () => {
+    const cards: CardJson[] = [];
+    for (const call of elevate.teams.calls) {
+      const attachments = call.body.attachments as { contentType: string; content: CardJson }[] | undefined;
+      for (const a of attachments ?? []) cards.push(a.content);
+    }
+    for (const answer of elevate.answers) {
+      try {
+        cards.push(cardOf(answer));
+      } catch {
+        // a plain answer (a dialog's closing message), no card
+      }
+    }
+    expect(cards.length).toBeGreaterThan(40);
+    const problems = cards.flatMap((card) =>
+      cardProblems(card).map((p) => `${p} in ${JSON.stringify(card).slice(0, 120)}`),
+    );
+    expect(problems).toEqual([]);
+    expect(new Set(cards.map((c) => c.version))).toEqual(new Set(['1.5']));
   });
 });

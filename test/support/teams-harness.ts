@@ -28,6 +28,8 @@ export interface TeamsElevate {
   url: string;
   teams: FakeTeams;
   output(): string;
+  /** Every answer the bot gave to an activity, in order (invoke bodies: cards, dialogs). */
+  answers: unknown[];
   /** The personal conversation id of a user (stable, as Teams keeps it). */
   personal(user: TeamsUser): string;
   /** A raw POST to /api/messages; `auth` is the Authorization header (none when undefined). */
@@ -106,6 +108,7 @@ export async function startTeamsElevate(options: {
     }
 
     const personal = (user: TeamsUser) => `a:personal-${user.aadObjectId}`;
+    const answers: unknown[] = [];
     const raw = async (activity: Record<string, unknown>, auth?: string): Promise<TeamsAnswer> => {
       const response = await fetch(`${url}/api/messages`, {
         method: 'POST',
@@ -119,6 +122,7 @@ export async function startTeamsElevate(options: {
       } catch {
         // not JSON
       }
+      if (response.ok && body !== undefined) answers.push(body);
       return { status: response.status, body };
     };
     const envelope = (user: TeamsUser, conversation: Record<string, unknown>) => ({
@@ -136,6 +140,7 @@ export async function startTeamsElevate(options: {
       url,
       teams,
       output: () => output,
+      answers,
       personal,
       raw,
       send(user, activity) {

@@ -107,6 +107,16 @@ export function dialogButton(
   return { type: 'Action.Submit', title, data, ...extra };
 }
 
+/** Hosts show at most five buttons in a row (the parser refuses more): longer rows wrap. */
+const MAX_ACTIONS = 5;
+
+function actionSets(actions: Action[], where: 'message' | 'dialog'): CardElement[] {
+  const sets: CardElement[] = [];
+  for (let i = 0; i < actions.length; i += MAX_ACTIONS)
+    sets.push({ type: 'ActionSet', actions: actions.slice(i, i + MAX_ACTIONS).map((a) => button(a, where)) });
+  return sets;
+}
+
 function renderBlocks(blocks: Block[], where: 'message' | 'dialog'): CardElement[] {
   const out: CardElement[] = [];
   let separate = false;
@@ -121,8 +131,7 @@ function renderBlocks(blocks: Block[], where: 'message' | 'dialog'): CardElement
         break;
       case 'text':
         push(textBlock(block.text));
-        if (block.actions && block.actions.length > 0)
-          out.push({ type: 'ActionSet', actions: block.actions.map((a) => button(a, where)) });
+        if (block.actions && block.actions.length > 0) out.push(...actionSets(block.actions, where));
         break;
       case 'fields':
         push({ type: 'FactSet', facts: block.fields.map(([title, value]) => ({ title, value })) });
@@ -133,9 +142,12 @@ function renderBlocks(blocks: Block[], where: 'message' | 'dialog'): CardElement
       case 'divider':
         separate = true;
         break;
-      case 'actions':
-        push({ type: 'ActionSet', actions: block.actions.map((a) => button(a, where)) });
+      case 'actions': {
+        const [first, ...rest] = actionSets(block.actions, where);
+        if (first) push(first);
+        out.push(...rest);
         break;
+      }
     }
   }
   return out;
