@@ -38,6 +38,8 @@ const PEOPLE = [
   'ticket',
   'intruder', // the target of forged requests
   'flaky', // meets a throttled connector
+  'revokee',
+  'race',
 ];
 
 interface WebhookEvent {
@@ -83,8 +85,8 @@ roles:
     provider: { type: none }
     settings: { requireTicket: true, ticketSystem: Jira, ticketPattern: "^OPS-[0-9]+$" }
 eligibility:
-${eligible('db-prod', 'dee', 'deny', 'cancel')}
-${eligible('quick', 'quick', 'intruder', 'flaky')}
+${eligible('db-prod', 'dee', 'deny', 'cancel', 'race')}
+${eligible('quick', 'quick', 'intruder', 'flaky', 'revokee')}
 ${eligible('peer', 'self')}
 ${eligible('ticketed', 'ticket')}
 `;
@@ -432,6 +434,89 @@ describe('delivery', () => {
     expect((next?.at ?? 0) - (first?.at ?? 0)).toBeGreaterThanOrEqual(1000);
     expect(chat('flaky').length).toBeGreaterThan(before);
     expect(active).toBeDefined();
+  });
+});
+
+describe('admin dialogs', () => {
+  async function adminPage(title: string): Promise<CardJson> {
+    const menu = await open('ana', button(await ask('ana', 'admin'), 'Open admin'));
+    const answer = await elevate.submitTask(user('ana'), button(menu, title).data as Record<string, unknown>);
+    expect(answer.status).toBe(200);
+    return cardOf(answer.body);
+  }
+
+  test('assign eligibility by email, with the problem shown on its field first', async () => {
+    const page = await adminPage('Eligibility');
+    const form = cardOf(
+      (await elevate.submitTask(user('ana'), button(page, 'Assign').data as Record<string, unknown>)).body,
+    );
+    const missing = cardOf(
+      (await elevate.submitTask(user('ana'), submission(form, { users: '', role: 'quick' }))).body,
+    );
+    expect(errorsOn(missing).usersError).toMatch(/Name a person/);
+    const done = await elevate.submitTask(
+      user('ana'),
+      submission(form, { users: 'newbie@example.com', role: 'quick', justification: 'onboarding' }),
+    );
+    expect(textOf(cardOf(done.body))).toMatch(/newbie@example.com → \*\*quick\*\* \(permanent\)/);
+  });
+
+  test('edit a role: a bad setting is refused on its field, a good one is saved', async () => {
+    const roles = await adminPage('Roles');
+    const form = cardOf(
+      (await elevate.submitTask(user('ana'), button(roles, 'Edit', 'quick').data as Record<string, unknown>))
+        .body,
+    );
+    const bad = cardOf(
+      (await elevate.submitTask(user('ana'), submission(form, { settings: 'maxDuration: soon' }))).body,
+    );
+    expect(errorsOn(bad).settingsError).toMatch(/maxDuration: "soon" is not a duration/);
+    const saved = await elevate.submitTask(
+      user('ana'),
+      submission(form, { description: 'Staging admin, edited in Teams' }),
+    );
+    expect(textOf(cardOf(saved.body))).toMatch(/\*\*quick\*\* \(none\) — staging/);
+    const again = cardOf(
+      (await elevate.submitTask(user('ana'), button(roles, 'Edit', 'quick').data as Record<string, unknown>))
+        .body,
+    );
+    expect(JSON.stringify(again)).toContain('Staging admin, edited in Teams');
+  });
+
+  test('revoke a running activation; its owner is told', async () => {
+    await ask('revokee', 'activate quick 1h investigate');
+    await waitFor('revokee', /quick\*\* is active until/);
+    const running = await adminPage('Running activations');
+    // The Revoke button in the row (the ActionSet right under the text) of revokee's activation.
+    const body = running.body as CardJson[];
+    const row = body.findIndex((e) => String(e.text ?? '').includes('revokee@example.com'));
+    const revoke = button(body[row + 1] ?? {}, 'Revoke');
+    const after = await elevate.submitTask(user('ana'), revoke.data as Record<string, unknown>);
+    expect(textOf(cardOf(after.body))).not.toMatch(
+      /revokee@example.com — \*\*quick\*\* \(activation, active/,
+    );
+    await waitFor('revokee', /quick\*\* has ended/);
+  });
+});
+
+describe('concurrency', () => {
+  test('two approvers clicking at once: one decision, the other told who decided', async () => {
+    await ask('race', 'activate db-prod 1h race');
+    const boCard = await waitFor('bo', /race@example.com/);
+    const cyCard = await waitFor('cy', /race@example.com/);
+    const [a, b] = await Promise.all([
+      elevate.execute(user('bo'), button(cardOf(boCard), 'Approve')),
+      elevate.execute(user('cy'), button(cardOf(cyCard), 'Approve')),
+    ]);
+    const texts = [textOf(cardOf(a.body)), textOf(cardOf(b.body))];
+    expect(texts.filter((t) => /already approved by/.test(t))).toHaveLength(1);
+    await eventually(() =>
+      webhookEvents.find((e) => e.type === 'grant' && e.principal.email === 'race@example.com'),
+    );
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(
+      webhookEvents.filter((e) => e.type === 'grant' && e.principal.email === 'race@example.com'),
+    ).toHaveLength(1);
   });
 });
 
