@@ -402,6 +402,20 @@ describe('authentication', () => {
     expect(garbage.status).toBe(400);
   });
 
+  test('a validly signed activity from another tenant is refused politely and changes nothing', async () => {
+    const intruder = user('intruder');
+    const before = chat('intruder').length;
+    const answer = await elevate.send(intruder, {
+      type: 'invoke',
+      name: 'task/fetch',
+      value: { data: { dialog: 'activate', value: 'quick' } },
+      conversation: { id: elevate.personal(intruder), conversationType: 'personal', tenantId: 'another-tenant' },
+      channelData: { tenant: { id: 'another-tenant' } },
+    });
+    expect(answer.body).toEqual({ task: { type: 'message', value: 'This Elevate serves another organization.' } });
+    expect(chat('intruder')).toHaveLength(before);
+  });
+
   test('the bot signs in with its credentials and sends every connector call with that token', () => {
     expect(elevate.teams.tokensIssued()).toBeGreaterThan(0);
     // (the local connector answers 401 to any call without an issued token; every test above got answers)
