@@ -210,6 +210,15 @@ export function helpMessage(problem?: string, command: CommandStyle = slashComma
   };
 }
 
+/** What the requester reads right after a request (the fast path, or the form submitted). */
+export function requestedText(role: string, status: string): string {
+  if (status === 'pending_approval')
+    return `Requested ${role}; the approvers are asked. You will hear back here.`;
+  if (status === 'active') return `${role} is active. You will get a message with Extend and Deactivate.`;
+  if (status === 'approved') return `${role} is scheduled; it starts at the time you chose.`;
+  return `${role}: ${status.replace('_', ' ')}.`;
+}
+
 /** A one-line answer. */
 export const plainMessage = (text: string): Message => ({ text, blocks: [{ type: 'text', text }] });
 

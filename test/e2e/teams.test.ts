@@ -409,10 +409,16 @@ describe('authentication', () => {
       type: 'invoke',
       name: 'task/fetch',
       value: { data: { dialog: 'activate', value: 'quick' } },
-      conversation: { id: elevate.personal(intruder), conversationType: 'personal', tenantId: 'another-tenant' },
+      conversation: {
+        id: elevate.personal(intruder),
+        conversationType: 'personal',
+        tenantId: 'another-tenant',
+      },
       channelData: { tenant: { id: 'another-tenant' } },
     });
-    expect(answer.body).toEqual({ task: { type: 'message', value: 'This Elevate serves another organization.' } });
+    expect(answer.body).toEqual({
+      task: { type: 'message', value: 'This Elevate serves another organization.' },
+    });
     expect(chat('intruder')).toHaveLength(before);
   });
 

@@ -10,6 +10,7 @@ import {
   helpMessage,
   type Message,
   plainMessage,
+  requestedText,
 } from '../messages.ts';
 import {
   type AdaptiveCard,
@@ -430,13 +431,4 @@ export function createTeamsHandlers(ctx: TeamsContext, options: { tenantId?: str
 /** A card with one more button at the bottom. */
 function withButton(adaptive: AdaptiveCard, button: Record<string, unknown>): AdaptiveCard {
   return { ...adaptive, actions: [...(adaptive.actions ?? []), button] };
-}
-
-/** What the requester reads after a request. */
-function requestedText(role: string, status: string): string {
-  if (status === 'pending_approval')
-    return `Requested ${role}; the approvers are asked. You will hear back here.`;
-  if (status === 'active') return `${role} is active. You will get a message with Extend and Deactivate.`;
-  if (status === 'approved') return `${role} is scheduled; it starts at the time you chose.`;
-  return `${role}: ${status.replace('_', ' ')}.`;
 }
