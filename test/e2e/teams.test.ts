@@ -50,6 +50,8 @@ interface WebhookEvent {
 }
 
 let elevate: TeamsElevate;
+/** The channel of the team the bot was added to. */
+let channel: string;
 let receiver: Server;
 const webhookEvents: WebhookEvent[] = [];
 const user = (key: string): TeamsUser => {
@@ -114,7 +116,9 @@ beforeAll(async () => {
   // Everyone but cy opened the bot's personal chat; cy is known from a team the bot joined.
   for (const key of PEOPLE.filter((k) => k !== 'cy'))
     expect((await elevate.install(user(key))).status).toBe(200);
-  expect((await elevate.installInTeam(['bo', 'cy', 'dee'])).status).toBe(200);
+  const team = await elevate.installInTeam(['bo', 'cy', 'dee']);
+  expect(team.status).toBe(200);
+  channel = team.conversationId;
 }, 120_000);
 
 afterAll(async () => {
@@ -343,6 +347,18 @@ describe('refused', () => {
     expect(errorsOn(bad).ticketNumberError).toMatch(/OPS-/);
     const ok = await elevate.submitTask(user('ticket'), submission(form, { ticketNumber: 'OPS-42' }));
     expect(JSON.stringify(ok.body)).toMatch(/ticketed is active/);
+  });
+
+  test("asked in a channel, the bot answers in the 1:1 chat: the channel does not read anyone's requests", async () => {
+    const before = chat('bo').length;
+    expect((await elevate.sayInChannel(user('bo'), channel, 'approvals')).status).toBe(200);
+    const inChannel = elevate.teams.messagesIn(channel).map((m) => textOf(cardOf(m)));
+    expect(inChannel.at(-1)).toBe('I answered you in our 1:1 chat.');
+    expect(inChannel.join('\n')).not.toMatch(/Waiting for your decision|No requests are waiting/);
+    const answered = chat('bo')
+      .slice(before)
+      .map((m) => textOf(cardOf(m)));
+    expect(answered.join('\n')).toMatch(/Waiting for your decision|No requests are waiting/);
   });
 
   test('a user Teams has no email for is told so, and an unknown command gets help', async () => {

@@ -37,8 +37,10 @@ export interface TeamsElevate {
   /** An activity from `user` in their 1:1 chat with the bot, correctly signed. */
   send(user: TeamsUser, activity: Record<string, unknown>): Promise<TeamsAnswer>;
   install(user: TeamsUser): Promise<TeamsAnswer>;
-  /** The bot added to a team whose roster is `members`. */
-  installInTeam(members: string[]): Promise<TeamsAnswer>;
+  /** The bot added to a team whose roster is `members`; answers with the channel's conversation id. */
+  installInTeam(members: string[]): Promise<TeamsAnswer & { conversationId: string }>;
+  /** A message from `user` in a channel (an `@Elevate` mention first, as Teams sends it). */
+  sayInChannel(user: TeamsUser, conversationId: string, text: string): Promise<TeamsAnswer>;
   say(user: TeamsUser, text: string): Promise<TeamsAnswer>;
   /** A click on an `Action.Execute` (`adaptiveCard/action` invoke). */
   execute(user: TeamsUser, action: CardJson): Promise<TeamsAnswer>;
@@ -152,15 +154,31 @@ export async function startTeamsElevate(options: {
       install(user) {
         return server.send(user, { type: 'installationUpdate', action: 'add' });
       },
-      installInTeam(members) {
+      async installInTeam(members) {
         const conversationId = `19:team-${randomBytes(4).toString('hex')}@thread.tacv2`;
         teams.rosters.set(conversationId, members);
         const first = teams.users.get(members[0] ?? '');
         if (!first) throw new Error('a team needs members');
-        return signed({
+        const answer = await signed({
           ...envelope(first, { id: conversationId, conversationType: 'channel', isGroup: true }),
           type: 'conversationUpdate',
           membersAdded: [{ id: `28:${teams.clientId}` }],
+          channelData: { tenant: { id: teams.tenantId }, team: { id: conversationId } },
+        });
+        return { ...answer, conversationId };
+      },
+      sayInChannel(user, conversationId, text) {
+        return signed({
+          ...envelope(user, { id: conversationId, conversationType: 'channel', isGroup: true }),
+          type: 'message',
+          text: `<at>Elevate</at> ${text}`,
+          entities: [
+            {
+              type: 'mention',
+              text: '<at>Elevate</at>',
+              mentioned: { id: `28:${teams.clientId}`, name: 'Elevate' },
+            },
+          ],
           channelData: { tenant: { id: teams.tenantId }, team: { id: conversationId } },
         });
       },

@@ -75,6 +75,15 @@ export function createTeamsHandlers(ctx: TeamsContext, options: { tenantId?: str
       await reply(activity, plainMessage(explain(ctx, error)));
       return;
     }
+    // In a channel or group chat everyone would read the answer (roles, other people's requests):
+    // it goes to the person's 1:1 chat with the bot, and the channel only hears where it went.
+    const personal = activity.conversation.conversationType === 'personal';
+    const answer = async (message: Message, adaptive?: AdaptiveCard) => {
+      const to = personal ? undefined : await ctx.identity.conversationOf(person.principal);
+      if (!to) return reply(activity, message, adaptive);
+      await ctx.connector.send(to.serviceUrl, to.conversationId, cardActivity(message, adaptive));
+      await reply(activity, plainMessage('I answered you in our 1:1 chat.'));
+    };
     const parsed = parseCommand(text);
     try {
       switch (parsed.verb) {
@@ -84,14 +93,14 @@ export function createTeamsHandlers(ctx: TeamsContext, options: { tenantId?: str
             ctx.clock(),
             teamsCommand,
           );
-          await reply(activity, message);
+          await answer(message);
           return;
         }
         case 'help':
-          await reply(activity, helpMessage(undefined, teamsCommand));
+          await answer(helpMessage(undefined, teamsCommand));
           return;
         case 'approvals':
-          await reply(activity, approvalsMessage(await ctx.activations.listApprovals(person.principal.id)));
+          await answer(approvalsMessage(await ctx.activations.listApprovals(person.principal.id)));
           return;
         case 'admin': {
           if (!person.principal.isAdmin) {
@@ -100,7 +109,7 @@ export function createTeamsHandlers(ctx: TeamsContext, options: { tenantId?: str
               type: 'principal',
               id: person.principal.email,
             });
-            await reply(activity, plainMessage(refusal.message));
+            await answer(plainMessage(refusal.message));
             return;
           }
           const message = plainMessage(
@@ -140,7 +149,7 @@ export function createTeamsHandlers(ctx: TeamsContext, options: { tenantId?: str
               roleName: parsed.roleName,
               ...ask,
             });
-            await reply(activity, plainMessage(requestedText(view.role.name, view.activation.status)));
+            await answer(plainMessage(requestedText(view.role.name, view.activation.status)));
           } catch (error) {
             // Something the form can fix (a reason, a ticket, a duration): offer it, pre-filled.
             if (error instanceof ElevateError && error.field) {
@@ -154,7 +163,7 @@ export function createTeamsHandlers(ctx: TeamsContext, options: { tenantId?: str
                   { style: 'positive' },
                   { duration: ask.durationMinutes, justification: ask.justification },
                 );
-                await reply(activity, message, withButton(renderMessage(message), button));
+                await answer(message, withButton(renderMessage(message), button));
                 return;
               }
             }
@@ -164,7 +173,7 @@ export function createTeamsHandlers(ctx: TeamsContext, options: { tenantId?: str
         }
       }
     } catch (error) {
-      await reply(activity, plainMessage(explain(ctx, error)));
+      await answer(plainMessage(explain(ctx, error)));
     }
   }
 
