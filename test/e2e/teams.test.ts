@@ -40,6 +40,7 @@ const PEOPLE = [
   'flaky', // meets a throttled connector
   'revokee',
   'race',
+  'busy', // gets a burst of messages
 ];
 
 interface WebhookEvent {
@@ -86,6 +87,7 @@ roles:
   - name: ticketed
     provider: { type: none }
     settings: { requireTicket: true, ticketSystem: Jira, ticketPattern: "^OPS-[0-9]+$" }
+${Array.from({ length: 12 }, (_, i) => `  - { name: burst-${i + 1}, provider: { type: none } }`).join('\n')}
 eligibility:
 ${eligible('db-prod', 'dee', 'deny', 'cancel', 'race')}
 ${eligible('quick', 'quick', 'intruder', 'flaky', 'revokee')}
@@ -338,6 +340,24 @@ describe('refused', () => {
     expect(JSON.stringify(submit.body)).toMatch(/for Elevate admins/);
   });
 
+  test('an ineligible role: refused on the fast path, and forged dialog data opens and submits nothing', async () => {
+    expect(textOf(await ask('eve', 'activate db-prod 1h please'))).toMatch(/not eligible|eligib/i);
+    const opened = await elevate.fetchTask(user('eve'), { dialog: 'activate', value: 'db-prod' });
+    expect(opened.body).toEqual({
+      task: { type: 'message', value: 'You are not eligible for the role db-prod.' },
+    });
+    const submitted = await elevate.submitTask(user('eve'), {
+      form: 'activate',
+      subject: 'db-prod',
+      duration: '60',
+      justification: 'x',
+    });
+    expect(submitted.body).toEqual({
+      task: { type: 'message', value: 'You are not eligible for the role db-prod.' },
+    });
+    expect(latest('bo', /eve@example.com/)).toBeUndefined();
+  });
+
   test('a bad ticket number is shown on its field', async () => {
     const reply = await ask('ticket', 'activate ticketed 1h fix');
     const form = await open('ticket', button(reply, 'Open the form'));
@@ -446,6 +466,40 @@ describe('authentication', () => {
 });
 
 describe('delivery', () => {
+  test('a burst to one chat keeps to Teams limits: at most 7 messages a second, 8 in 2 seconds', async () => {
+    const menu = await open('ana', button(await ask('ana', 'admin'), 'Open admin'));
+    const page = cardOf(
+      (await elevate.submitTask(user('ana'), button(menu, 'Eligibility').data as Record<string, unknown>))
+        .body,
+    );
+    const form = cardOf(
+      (await elevate.submitTask(user('ana'), button(page, 'Assign').data as Record<string, unknown>)).body,
+    );
+    for (let i = 1; i <= 12; i++) {
+      const answer = await elevate.submitTask(
+        user('ana'),
+        submission(form, { users: email('busy'), role: `burst-${i}` }),
+      );
+      expect(textOf(cardOf(answer.body))).toContain(`busy@example.com → **burst-${i}**`);
+    }
+    const conversation = elevate.personal(user('busy'));
+    const sent = () =>
+      elevate.teams.calls.filter(
+        (c) =>
+          c.conversationId === conversation &&
+          c.method === 'POST' &&
+          /eligible for/.test(JSON.stringify(c.body)),
+      );
+    await eventually(() => sent().length >= 12, 30_000);
+    const times = sent().map((c) => c.at);
+    for (const t of times) {
+      expect(times.filter((s) => s > t - 1000 && s <= t).length).toBeLessThanOrEqual(7);
+      expect(times.filter((s) => s > t - 2000 && s <= t).length).toBeLessThanOrEqual(8);
+    }
+    // The burst really was one: the outbox had them all at once, so the limiter spread them.
+    expect((times.at(-1) ?? 0) - (times[0] ?? 0)).toBeGreaterThanOrEqual(2000);
+  });
+
   test('a throttled connector (429 with Retry-After, then 502) is retried with backoff and the message arrives once', async () => {
     const before = chat('flaky').length;
     const conversation = elevate.personal(user('flaky'));

@@ -11,15 +11,23 @@ export const TEAMS_WINDOWS: readonly (readonly [ms: number, max: number])[] = [
   [3_600_000, 1_800],
 ];
 
+/**
+ * Teams counts a message when it arrives, we when it leaves: a window is kept this much longer, so
+ * network jitter never lets an eighth message land inside Teams' second.
+ */
+const MARGIN_MS = 150;
+
 /** A per-key sliding-window limiter; `now` and `sleep` can be replaced to test it. */
 export function createRateLimiter(
   options: {
     windows?: readonly (readonly [number, number])[];
+    marginMs?: number;
     now?: () => number;
     sleep?: (ms: number) => Promise<void>;
   } = {},
 ) {
   const windows = options.windows ?? TEAMS_WINDOWS;
+  const margin = options.marginMs ?? MARGIN_MS;
   const longest = Math.max(...windows.map(([ms]) => ms));
   const now = options.now ?? Date.now;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
@@ -32,14 +40,14 @@ export function createRateLimiter(
   /** How long a send to `key` must wait now to fit every window (0: go). */
   function waitFor(key: string): number {
     const at = now();
-    const times = (sent.get(key) ?? []).filter((t) => t > at - longest);
+    const times = (sent.get(key) ?? []).filter((t) => t > at - longest - margin);
     sent.set(key, times);
     let wait = Math.max(0, (pausedUntil.get(key) ?? 0) - at);
     for (const [ms, max] of windows) {
-      const inWindow = times.filter((t) => t > at - ms);
+      const inWindow = times.filter((t) => t > at - ms - margin);
       if (inWindow.length >= max) {
         const oldest = inWindow[inWindow.length - max] ?? at;
-        wait = Math.max(wait, oldest + ms - at);
+        wait = Math.max(wait, oldest + ms + margin - at);
       }
     }
     return wait;
