@@ -139,11 +139,11 @@ function latest(key: string, pattern: RegExp): PostedMessage | undefined {
 }
 const waitFor = (key: string, pattern: RegExp) => eventually(() => latest(key, pattern));
 
-/** Says something and returns the bot's reply card in the user's chat. */
+/** Says something and returns the bot's reply card (the message threaded to what was said). */
 async function ask(key: string, text: string): Promise<CardJson> {
-  const before = chat(key).length;
-  expect((await elevate.say(user(key), text)).status).toBe(200);
-  const reply = chat(key).at(before);
+  const said = await elevate.say(user(key), text);
+  expect(said.status).toBe(200);
+  const reply = chat(key).find((m) => m.activity.replyToId === said.activityId);
   if (!reply) throw new Error(`no reply to "${text}"`);
   return cardOf(reply);
 }
@@ -165,7 +165,7 @@ const errorsOn = (card: CardJson) =>
 describe('the request path', () => {
   test('elevate → dialog (inline errors) → approver cards → Approve → grant → requester told → cards updated', async () => {
     // The install greeted the requester in the personal chat, with the commands.
-    expect(textOf(cardOf(chat('dee')[0]))).toMatch(/Hi! I am Elevate/);
+    expect(chat('dee').some((m) => /Hi! I am Elevate/.test(textOf(cardOf(m))))).toBe(true);
 
     const board = await ask('dee', 'elevate');
     expect(textOf(board)).toContain('Your roles');
@@ -430,7 +430,13 @@ describe('authentication', () => {
     expect(redirected.status).toBe(401);
     // Nothing happened: no reply, and the role is still only offered.
     await new Promise((r) => setTimeout(r, 500));
-    expect(chat('intruder')).toHaveLength(before);
+    // (other notices may arrive meanwhile; none is an answer to the forged activities)
+    const answered = chat('intruder')
+      .slice(before)
+      .map((m) => textOf(cardOf(m)));
+    expect(answered.filter((t) => /quick|Requested|is active/.test(t) && !/now eligible/.test(t))).toEqual(
+      [],
+    );
     const board = await ask('intruder', 'status');
     expect(button(board, 'Activate', 'quick')).toBeDefined();
     // A body that is not an activity is refused before anything else.
@@ -455,7 +461,11 @@ describe('authentication', () => {
     expect(answer.body).toEqual({
       task: { type: 'message', value: 'This Elevate serves another organization.' },
     });
-    expect(chat('intruder')).toHaveLength(before);
+    expect(
+      chat('intruder')
+        .slice(before)
+        .filter((m) => /another organization/.test(textOf(cardOf(m)))),
+    ).toEqual([]);
   });
 
   test('the bot signs in with its credentials and sends every connector call with that token', () => {
@@ -616,8 +626,9 @@ describe('the server', () => {
       .output()
       .split('\n')
       .filter((line) => /"level":"(error|fatal)"/.test(line))
-      // By design: newbie@example.com was made eligible but has no Teams account to be told in.
-      .filter((line) => !/newbie@example.com has no account on teams/.test(line));
+      // By design: a notice for someone with no Teams account yet (newbie was made eligible by an
+      // admin; the policy's notices may go out before a person installs the app) fails for good.
+      .filter((line) => !/has no account on teams/.test(line));
     expect(errors).toEqual([]);
   });
 });

@@ -19,6 +19,8 @@ const BIN = new URL('../../bin/elevate.js', import.meta.url).pathname;
 export interface TeamsAnswer {
   status: number;
   body: unknown;
+  /** The id of the activity sent (replies carry it as `replyToId`). */
+  activityId?: string;
 }
 
 /** An Adaptive Card element or action, loosely typed for reading in tests. */
@@ -137,7 +139,10 @@ export async function startTeamsElevate(options: {
       conversation: { tenantId: teams.tenantId, ...conversation },
       channelData: { tenant: { id: teams.tenantId } },
     });
-    const signed = (activity: Record<string, unknown>) => raw(activity, `Bearer ${teams.sign()}`);
+    const signed = async (activity: Record<string, unknown>) => ({
+      ...(await raw(activity, `Bearer ${teams.sign()}`)),
+      activityId: String(activity.id),
+    });
     const server: TeamsElevate = {
       url,
       teams,

@@ -6,11 +6,9 @@ import { crc32, deflateRawSync, deflateSync } from 'node:zlib';
  * nothing downloaded.
  */
 
-/** The id the checked-in manifest carries until `npm run teams:package` puts the real one in. */
-export const PLACEHOLDER_ID = '00000000-0000-0000-0000-000000000000';
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** The manifest for one deployment: app id and bot id (the bot's client id), and the host for validDomains. */
+/** The manifest for one deployment: the checked-in one carries zero GUIDs until the app id and bot id go in. */
 export function fillManifest(manifest: Record<string, unknown>, ids: { appId: string; botId: string }) {
   for (const [name, value] of Object.entries(ids)) {
     if (!GUID.test(value))

@@ -46,8 +46,12 @@ type Answer = unknown;
  * `tenantId` set: activities from other tenants are refused (a single-tenant bot).
  */
 export function createTeamsHandlers(ctx: TeamsContext, options: { tenantId?: string }) {
+  /** An answer in the conversation the activity came from, threaded to it (`replyToId`). */
   const reply = async (activity: IncomingActivity, message: Message, adaptive?: AdaptiveCard) => {
-    await ctx.connector.send(activity.serviceUrl, activity.conversation.id, cardActivity(message, adaptive));
+    await ctx.connector.send(activity.serviceUrl, activity.conversation.id, {
+      ...cardActivity(message, adaptive),
+      ...(activity.id ? { replyToId: activity.id } : {}),
+    });
   };
 
   async function board(person: Person, notice?: string): Promise<AdaptiveCard> {
@@ -418,6 +422,8 @@ export function createTeamsHandlers(ctx: TeamsContext, options: { tenantId?: str
   /** One activity in, the invoke answer (or nothing) out. */
   return async function handle(activity: IncomingActivity): Promise<Answer> {
     const invoke = activity.type === 'invoke';
+    // Nowhere to answer, and (with authentication on) no service URL the token vouched for.
+    if (!activity.serviceUrl || !activity.conversation?.id || !activity.from?.id) return undefined;
     if (options.tenantId && tenantOf(activity) && tenantOf(activity) !== options.tenantId) {
       ctx.log.warn({ tenant: tenantOf(activity) }, 'Teams activity from another tenant refused');
       const text = 'This Elevate serves another organization.';
