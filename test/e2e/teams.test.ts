@@ -244,6 +244,17 @@ describe('the request path', () => {
     expect(
       webhookEvents.filter((e) => e.type === 'grant' && e.principal.email === 'dee@example.com'),
     ).toHaveLength(1);
+
+    // Extending goes through approval too: the approvers get an extension card.
+    const extendForm = await open('dee', button(cardOf(active), 'Extend'));
+    const asked = await elevate.submitTask(
+      user('dee'),
+      submission(extendForm, { duration: '60', justification: 'index rebuild runs long' }),
+    );
+    expect(JSON.stringify(asked.body)).toMatch(/Extension of db-prod requested/);
+    const extension = await waitFor('bo', /Extension request/);
+    expect(textOf(cardOf(extension))).toMatch(/More time: 1h/);
+    expect(textOf(cardOf(extension))).toContain('index rebuild runs long');
   });
 
   test('deny needs a reason, which the requester reads', async () => {
