@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { checkStepUpEnv, stepUpEnv } from './auth/step-up-env.ts';
 import { slackChatEnv } from './chat/slack/slack-env.ts';
+import { teamsEnv, teamsEnvProblems } from './chat/teams/teams-env.ts';
 import { DURATION_HINT, parseDuration } from './elevation/duration.ts';
 import { entraEnv } from './grants/entra/entra-env.ts';
 import { slackEnv } from './grants/slack-usergroup/slack-env.ts';
@@ -56,9 +57,15 @@ const envSchema = z
   // Sections owned by the parts that use them: a provider or platform brings its variables.
   .extend(slackEnv.shape)
   .extend(slackChatEnv.shape)
+  .extend(teamsEnv.shape)
   .extend(entraEnv.shape)
   .extend(stepUpEnv.shape)
-  .superRefine(checkStepUpEnv);
+  // Rules across variables, reported on the variable to change.
+  .superRefine((env, ctx) => {
+    checkStepUpEnv(env, ctx);
+    for (const problem of teamsEnvProblems(env))
+      ctx.addIssue({ code: 'custom', path: [problem.name], message: problem.message });
+  });
 
 /** The validated configuration. */
 export type Config = z.output<typeof envSchema>;

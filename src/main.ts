@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { stepUpSettings } from './auth/step-up-env.ts';
 import { createStepUpRoutes } from './auth/step-up-routes.ts';
 import { createSlackPlatform } from './chat/slack/slack-platform.ts';
+import { createTeamsPlatform } from './chat/teams/teams-platform.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type { Config } from './config.ts';
 import { type Db, openDatabase } from './db/client.ts';
@@ -92,7 +93,15 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
       activations,
       admin,
     });
-    const platforms = [slack].filter((p) => p !== undefined);
+    const teams = createTeamsPlatform({
+      config,
+      db: database.db,
+      clock: systemClock,
+      log,
+      activations,
+      admin,
+    });
+    const platforms = [slack, teams].filter((p) => p !== undefined);
     const routes: Route[] = platforms.flatMap((p) => p.routes);
     const stepUp = stepUpSettings(config);
     if (stepUp) {

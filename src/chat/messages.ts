@@ -109,6 +109,15 @@ export interface Form {
 
 // ---- formatting ----
 
+/**
+ * How a platform writes a command for people to type: `/elevate help` in Slack, `help` in Teams.
+ * `words` is empty for the bare command (the board).
+ */
+export type CommandStyle = (words: string) => string;
+
+/** Slack's slash command. */
+export const slashCommand: CommandStyle = (words) => (words ? `/elevate ${words}` : '/elevate');
+
 /** An instant as people read it in chat: `2026-06-01 09:00 UTC`. */
 export const when = (date: Date) => `${date.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
 
@@ -138,7 +147,7 @@ const roleLine = (role: Role) =>
 // ---- the requester's board and help ----
 
 /** The requester's roles: active and scheduled, pending, then eligible ones with Activate. */
-export function boardMessage(access: Access, now: Date): Message {
+export function boardMessage(access: Access, now: Date, command: CommandStyle = slashCommand): Message {
   const blocks: Block[] = [{ type: 'header', text: 'Your roles' }];
   const open = new Set([...access.active, ...access.pending].map((v) => v.role.id));
   for (const view of access.active) {
@@ -180,20 +189,20 @@ export function boardMessage(access: Access, now: Date): Message {
   if (blocks.length === 1) {
     blocks.push({ type: 'text', text: 'You are not eligible for any role yet. Ask an Elevate admin.' });
   }
-  blocks.push({ type: 'context', text: 'Type `/elevate help` for the commands.' });
+  blocks.push({ type: 'context', text: `Type \`${command('help')}\` for the commands.` });
   const summary = `${access.active.length} active, ${access.pending.length} pending, ${eligible.length} to activate`;
   return { text: `Your roles: ${summary}`, blocks };
 }
 
 /** The commands, with a suggestion first when the input was not understood. */
-export function helpMessage(problem?: string): Message {
+export function helpMessage(problem?: string, command: CommandStyle = slashCommand): Message {
   const lines = [
-    '`/elevate` — your roles: activate, extend, deactivate, cancel',
-    '`/elevate activate <role> [duration] [reason…]` — request a role, e.g. `/elevate activate db-admin 1h fix the index`',
-    '`/elevate status` — your roles, as above',
-    '`/elevate approvals` — requests waiting for your decision',
-    '`/elevate admin` — roles, eligibility, assignments, audit (admins)',
-    '`/elevate help` — this help',
+    `\`${command('')}\` — your roles: activate, extend, deactivate, cancel`,
+    `\`${command('activate <role> [duration] [reason…]')}\` — request a role, e.g. \`${command('activate db-admin 1h fix the index')}\``,
+    `\`${command('status')}\` — your roles, as above`,
+    `\`${command('approvals')}\` — requests waiting for your decision`,
+    `\`${command('admin')}\` — roles, eligibility, assignments, audit (admins)`,
+    `\`${command('help')}\` — this help`,
     'Roles that require MFA send you to *Verify your identity*: sign in again with your identity provider, and the request or decision goes through.',
   ];
   return {
@@ -222,6 +231,15 @@ export function stepUpMessage(link: StepUpLink): Message {
       { type: 'link', label: 'Verify your identity', url: link.url },
     ],
   };
+}
+
+/** What the requester reads right after a request (the fast path, or the form submitted). */
+export function requestedText(role: string, status: string): string {
+  if (status === 'pending_approval')
+    return `Requested ${role}; the approvers are asked. You will hear back here.`;
+  if (status === 'active') return `${role} is active. You will get a message with Extend and Deactivate.`;
+  if (status === 'approved') return `${role} is scheduled; it starts at the time you chose.`;
+  return `${role}: ${status.replace('_', ' ')}.`;
 }
 
 /** A one-line answer. */
@@ -480,6 +498,7 @@ export function notificationMessage(
   data: Record<string, unknown>,
   view: ActivationView | undefined,
   now: Date,
+  command: CommandStyle = slashCommand,
 ): Message {
   const role = String(data.role ?? view?.role.name ?? 'a role');
   const a = view?.activation;
@@ -546,7 +565,7 @@ export function notificationMessage(
       return plainMessage(`Your *${role}* has ended${reason ? ` (${reason})` : ''}.`);
     case 'eligibility_assigned':
       return plainMessage(
-        `You are now eligible for *${role}*. Type \`/elevate\` to activate it when you need it.`,
+        `You are now eligible for *${role}*. Type \`${command('')}\` to activate it when you need it.`,
       );
     case 'eligibility_removed':
       return plainMessage(`You are no longer eligible for *${role}*.`);

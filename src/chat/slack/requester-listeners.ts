@@ -16,6 +16,7 @@ import {
   helpMessage,
   type Message,
   plainMessage,
+  requestedText,
 } from '../messages.ts';
 import { openAdminMenu } from './admin-listeners.ts';
 import { ACTION, BLOCK, COMMAND, VIEW } from './ids.ts';
@@ -269,13 +270,4 @@ export function registerRequesterListeners(app: App, ctx: SlackContext): void {
       blockFor(view, BLOCK.duration),
     );
   });
-}
-
-/** What the requester reads right after the fast path. */
-function requestedText(role: string, status: string): string {
-  if (status === 'pending_approval')
-    return `Requested ${role}; the approvers are asked. You will hear back here.`;
-  if (status === 'active') return `${role} is active. You will get a message with Extend and Deactivate.`;
-  if (status === 'approved') return `${role} is scheduled; it starts at the time you chose.`;
-  return `${role}: ${status.replace('_', ' ')}.`;
 }

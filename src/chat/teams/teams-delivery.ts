@@ -1,0 +1,146 @@
+import type { Clock } from '../../clock.ts';
+import type { Db } from '../../db/client.ts';
+import type { ActivationView } from '../../elevation/activation-repository.ts';
+import type { ActivationService } from '../../elevation/activation-service.ts';
+import type { Principal } from '../../elevation/principal-repository.ts';
+import { findChatMessages, saveChatMessage } from '../chat-message-repository.ts';
+import { type ChatPlatform, DeliveryError, type Notification } from '../chat-platform.ts';
+import { approvalCard, type CommandStyle, notificationMessage } from '../messages.ts';
+import { type Connector, ConnectorError } from './connector.ts';
+import { cardActivity, renderMessage } from './render.ts';
+import type { TeamsIdentity } from './teams-identity.ts';
+
+const APPROVAL_CARD = 'approval_card';
+/** How far back the approver card shows the requester's activations of the role. */
+const HISTORY_MS = 30 * 24 * 60 * 60_000;
+
+/** How Teams people write commands: bare words in the chat with the bot. */
+export const teamsCommand: CommandStyle = (words) => words || 'elevate';
+
+/** An approver's card as Teams shows it: the current state, refreshed for them when they look. */
+export async function approverCard(
+  activations: ActivationService,
+  view: ActivationView,
+  now: Date,
+  refreshFor: string[],
+  notice?: string,
+) {
+  const a = view.activation;
+  const history = await activations.history(a.principalId, a.roleId, new Date(now.getTime() - HISTORY_MS));
+  const message = approvalCard(view, history, await activations.decisions(a.id));
+  return {
+    message,
+    card: renderMessage(message, {
+      refresh: { activationId: view.activation.id, userIds: refreshFor },
+      notice,
+    }),
+  };
+}
+
+/**
+ * The Teams side of the outbox: approver cards in each approver's 1:1 chat (created when they
+ * have none yet), cards updated in place after a decision (`request_decided`), and requester and
+ * admin messages. Posted activities are remembered in chat_messages for later updates.
+ */
+export function createTeamsDelivery(deps: {
+  db: Db;
+  clock: Clock;
+  activations: ActivationService;
+  identity: TeamsIdentity;
+  connector: Connector;
+}): ChatPlatform {
+  const { db, activations, identity, connector } = deps;
+
+  async function deliverCard(n: Notification, recipient: Principal, view: ActivationView) {
+    const to = await identity.conversationOf(recipient);
+    if (!to) return 'no_identity' as const;
+    const { message, card } = await approverCard(activations, view, deps.clock(), [to.userId]);
+    const id = await connector.send(to.serviceUrl, to.conversationId, cardActivity(message, card));
+    await saveChatMessage(db, {
+      platform: 'teams',
+      activationId: n.activationId,
+      recipientId: recipient.id,
+      channel: to.conversationId,
+      messageId: id,
+      purpose: APPROVAL_CARD,
+      data: { serviceUrl: to.serviceUrl, userId: to.userId },
+    });
+    return 'sent' as const;
+  }
+
+  async function updateCards(recipient: Principal, view: ActivationView) {
+    const copies = await findChatMessages(db, {
+      platform: 'teams',
+      activationId: view.activation.id,
+      purpose: APPROVAL_CARD,
+      recipientId: recipient.id,
+    });
+    for (const copy of copies) {
+      const userId = String(copy.data.userId ?? '');
+      const { message, card } = await approverCard(activations, view, deps.clock(), userId ? [userId] : []);
+      await connector.update(
+        String(copy.data.serviceUrl),
+        copy.channel,
+        copy.messageId,
+        cardActivity(message, card),
+      );
+    }
+  }
+
+  async function deliverMessage(n: Notification, recipient: Principal, view: ActivationView | undefined) {
+    const to = await identity.conversationOf(recipient);
+    if (!to) return 'no_identity' as const;
+    const now = deps.clock();
+    if (view) {
+      // Earlier messages about this activation lose buttons that no longer apply (Cancel once decided…).
+      const earlier = await findChatMessages(db, { platform: 'teams', activationId: view.activation.id });
+      for (const m of earlier.filter((m) => m.recipientId === recipient.id && m.purpose !== APPROVAL_CARD)) {
+        const data = (m.data.data ?? {}) as Record<string, unknown>;
+        const message = notificationMessage(m.purpose, data, view, now, teamsCommand);
+        await connector.update(String(m.data.serviceUrl), m.channel, m.messageId, cardActivity(message));
+      }
+    }
+    const message = notificationMessage(n.kind, n.data, view, now, teamsCommand);
+    const id = await connector.send(to.serviceUrl, to.conversationId, cardActivity(message));
+    await saveChatMessage(db, {
+      platform: 'teams',
+      activationId: n.activationId,
+      recipientId: recipient.id,
+      channel: to.conversationId,
+      messageId: id,
+      purpose: n.kind,
+      data: { data: n.data, serviceUrl: to.serviceUrl },
+    });
+    return 'sent' as const;
+  }
+
+  return {
+    name: 'teams',
+    async deliver(n, recipient) {
+      try {
+        const view = n.activationId ? await activations.get(n.activationId) : undefined;
+        if ((n.kind === 'approval_requested' || n.kind === 'approval_reminder') && view) {
+          return await deliverCard(n, recipient, view);
+        }
+        if (n.kind === 'request_decided' && view) {
+          await updateCards(recipient, view);
+          return 'sent';
+        }
+        return await deliverMessage(n, recipient, view);
+      } catch (error) {
+        throw asDeliveryError(error);
+      }
+    },
+  };
+}
+
+/** Teams' throttling answers tell the outbox when to try again; a 403/404 will not get better. */
+function asDeliveryError(error: unknown): unknown {
+  if (!(error instanceof ConnectorError)) return error;
+  if (error.retryAfterMs !== undefined)
+    return new DeliveryError(error.message, { retryAfterMs: error.retryAfterMs, cause: error });
+  // The user blocked or uninstalled the bot, or the conversation is gone: no retry helps.
+  if (error.status === 403 || error.status === 404)
+    return new DeliveryError(error.message, { permanent: true, cause: error });
+  return new DeliveryError(error.message, { cause: error });
+}

@@ -1,0 +1,147 @@
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import {
+  activationsPage,
+  adminMenuForm,
+  assignmentForm,
+  auditPage,
+  deliveriesPage,
+  eligibilityPage,
+  roleForm,
+  rolesPage,
+} from '../../../src/chat/admin-messages.ts';
+import {
+  activationForm,
+  approvalCard,
+  approvalsMessage,
+  boardMessage,
+  decisionForm,
+  extensionForm,
+  helpMessage,
+  notificationMessage,
+} from '../../../src/chat/messages.ts';
+import { renderForm, renderMessage } from '../../../src/chat/teams/render.ts';
+import { teamsCommand } from '../../../src/chat/teams/teams-delivery.ts';
+import { getRoleByName, listRoles } from '../../../src/elevation/role-repository.ts';
+import { cardProblems } from '../../support/adaptive-cards.ts';
+import { createCore } from '../../support/core.ts';
+import { openTestDatabase, type TestDatabase } from '../../support/db.ts';
+
+/**
+ * Every message and dialog Elevate can show in Teams, rendered from real core data, through the
+ * official Adaptive Cards parser: no unknown element, no duplicate id, no unlabeled input.
+ */
+
+const KINDS = [
+  'activation_submitted',
+  'extension_submitted',
+  'activation_approved',
+  'extension_approved',
+  'activation_active',
+  'activation_extended',
+  'assignment_created',
+  'expiry_warning',
+  'eligibility_expiring',
+  'eligibility_expired',
+  'activation_denied',
+  'extension_denied',
+  'activation_timed_out',
+  'extension_timed_out',
+  'activation_failed',
+  'activation_ended',
+  'eligibility_assigned',
+  'eligibility_removed',
+  'grant_failed',
+  'revoke_failing',
+  'extend_failed',
+  'something_new',
+];
+
+let database: TestDatabase;
+beforeAll(async () => {
+  database = await openTestDatabase();
+});
+afterAll(() => database?.close());
+
+test('every Teams card and dialog passes the official Adaptive Cards parser', async () => {
+  const core = createCore(database.db);
+  await core.role('db', {
+    requireApproval: true,
+    approvers: ['bo@example.com'],
+    requireTicket: true,
+    ticketSystem: 'Jira',
+  });
+  await core.role('open', { maxDuration: 240 }, { scope: 'staging', description: 'Staging admin' });
+  await core.eligible('dee@example.com', 'db');
+  await core.eligible('dee@example.com', 'open');
+  const dee = await core.person('dee@example.com');
+  const bo = await core.person('bo@example.com');
+  const pending = await core.activations.requestActivation({
+    actor: dee,
+    roleName: 'db',
+    justification: 'fix',
+    ticketNumber: 'OPS-1',
+  });
+  const active = await core.activations.requestActivation({
+    actor: dee,
+    roleName: 'open',
+    justification: 'look',
+  });
+  const now = core.clock();
+  const access = await core.activations.listAccess(dee.principalId ?? '');
+  const messages = [
+    boardMessage(access, now, teamsCommand),
+    helpMessage('I do not know "x".', teamsCommand),
+    approvalsMessage(await core.activations.listApprovals(bo.principalId ?? '')),
+    approvalsMessage([]),
+    approvalCard(pending, [active], []),
+    ...KINDS.flatMap((kind) => [
+      notificationMessage(kind, { role: 'db', reason: 'because', error: 'boom' }, pending, now, teamsCommand),
+      notificationMessage(kind, { role: 'open' }, active, now, teamsCommand),
+      notificationMessage(kind, {}, undefined, now, teamsCommand),
+    ]),
+  ];
+  await core.activations.approve({ actor: bo, activationId: pending.activation.id, comment: 'ok' });
+  const decided = await core.activations.get(pending.activation.id);
+  messages.push(approvalCard(decided, [], await core.activations.decisions(decided.activation.id)));
+
+  const role = await getRoleByName(database.db, 'db');
+  const forms = [
+    activationForm(role, { durationMinutes: 60, justification: 'x', problem: 'Add a ticket.' }),
+    activationForm(await getRoleByName(database.db, 'open')),
+    extensionForm(active, now),
+    decisionForm('approve', pending),
+    decisionForm('deny', pending),
+    adminMenuForm(),
+    rolesPage(await listRoles(database.db)),
+    roleForm(undefined, []),
+    roleForm(role, ['bo@example.com'], ['gone@example.com']),
+    eligibilityPage([{ email: 'dee@example.com', roleName: 'db', startAt: now, endAt: null }]),
+    assignmentForm('adminEligibility', await listRoles(database.db)),
+    assignmentForm('adminAssignment', await listRoles(database.db)),
+    activationsPage('Running activations', [active, decided], true),
+    activationsPage('Running activations', [], false),
+    auditPage([{ at: now, actor: 'ana@example.com', action: 'role.saved', subjectId: 'db' }]),
+    deliveriesPage([
+      { createdAt: now, kind: 'activation_active', attempts: 8, lastError: 'Teams answered 403' },
+    ]),
+  ];
+  const cards = [
+    ...messages.map((m) => renderMessage(m)),
+    renderMessage(approvalCard(pending, [], []), {
+      refresh: { activationId: pending.activation.id, userIds: ['29:bo'] },
+      notice: 'This request was already approved by bo@example.com at 2026-06-01T09:00:00Z.',
+    }),
+    ...forms.map((f) => renderForm(f)),
+    // Re-shown with what was typed and an error on every field.
+    ...forms.map((f) =>
+      renderForm(f, {
+        values: { duration: '60', justification: 'typed', startDate: '2026-06-02', startTime: '10:00' },
+        errors: Object.fromEntries(f.inputs.map((i) => [i.name, `${i.label} is wrong.`])),
+        notice: 'Something to fix.',
+      }),
+    ),
+  ];
+  const problems = cards.flatMap((card, i) => cardProblems(card).map((p) => `card ${i}: ${p}`));
+  expect(problems).toEqual([]);
+  expect(cards.length).toBeGreaterThan(90);
+});
