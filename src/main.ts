@@ -33,7 +33,12 @@ export function createServices(deps: {
   const { db, clock } = deps;
   // Providers switch on from the environment; each call is observed (logs, metrics).
   const providers = createProviderRegistry({ env: deps.env ?? process.env, observe: deps.observe });
-  const activations = createActivationService({ db, providers, clock });
+  const activations = createActivationService({
+    db,
+    providers,
+    clock,
+    inFlightLeaseMs: deps.config.ELEVATE_IN_FLIGHT_LEASE,
+  });
   const admin = createAdminService({ db, providers, clock, settle: activations.settle });
   const policy = createPolicyService({ db, providers, clock, admin });
   return { providers, activations, admin, policy };
@@ -104,6 +109,7 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
       clock: systemClock,
       log,
       platforms: platforms.map((p) => p.delivery),
+      leaseMs: config.ELEVATE_IN_FLIGHT_LEASE,
     });
     // The loop: each job claims its own rows, so every replica runs the same schedules.
     const loop = startScheduler(

@@ -41,6 +41,8 @@ export interface ActivationDeps {
   db: Db;
   providers: ProviderRegistry;
   clock: Clock;
+  /** How long a claimed grant/revoke is held before the loop assumes a crash (default IN_FLIGHT_LEASE_MS). */
+  inFlightLeaseMs?: number;
 }
 
 /** A principal's board: what they may activate, what runs, what waits. */
@@ -65,6 +67,7 @@ const at = (date: Date) => date.toISOString().replace(/\.\d{3}Z$/, 'Z');
  */
 export function createActivationService(deps: ActivationDeps) {
   const { db, providers, clock } = deps;
+  const leaseMs = deps.inFlightLeaseMs ?? IN_FLIGHT_LEASE_MS;
 
   /** Who may decide on requests for this role, never including the requester. */
   async function approversFor(tx: Db, role: Role, requesterId: string): Promise<string[]> {
@@ -278,7 +281,7 @@ export function createActivationService(deps: ActivationDeps) {
               ? new Date(now.getTime() + s.approvalTimeout * MINUTE_MS)
               : null,
             requestedBy: input.actor.label,
-            nextAttemptAt: nextAttemptFor(status, checked.startAt, now),
+            nextAttemptAt: nextAttemptFor(status, checked.startAt, now, leaseMs),
             createdAt: now,
             updatedAt: now,
           },
@@ -389,7 +392,7 @@ export function createActivationService(deps: ActivationDeps) {
         } else {
           const next = statusOnceApproved(a.startAt, now);
           const moved = await transition(tx, a.id, ['pending_approval'], next, {
-            nextAttemptAt: nextAttemptFor(next, a.startAt, now),
+            nextAttemptAt: nextAttemptFor(next, a.startAt, now, leaseMs),
             updatedAt: now,
           });
           if (!moved) throw conflict(await alreadyDecided(tx, view));
@@ -634,7 +637,7 @@ export function createActivationService(deps: ActivationDeps) {
       const ids = await claimDue('approved', 'startAt', limit, async (tx, view, now) => {
         const a = view.activation;
         const moved = await transition(tx, a.id, ['approved'], 'activating', {
-          nextAttemptAt: new Date(now.getTime() + IN_FLIGHT_LEASE_MS),
+          nextAttemptAt: new Date(now.getTime() + leaseMs),
           updatedAt: now,
         });
         if (!moved) return false;
@@ -657,7 +660,7 @@ export function createActivationService(deps: ActivationDeps) {
         const moved = await transition(tx, a.id, ['active'], 'revoking', {
           endReason: reason,
           attempts: 0,
-          nextAttemptAt: new Date(now.getTime() + IN_FLIGHT_LEASE_MS),
+          nextAttemptAt: new Date(now.getTime() + leaseMs),
           updatedAt: now,
         });
         if (!moved) return false;
@@ -676,7 +679,7 @@ export function createActivationService(deps: ActivationDeps) {
     async retryDue(limit = 100): Promise<number> {
       const lease = async (tx: Tx, view: ActivationView, now: Date) =>
         (await transition(tx, view.activation.id, [view.activation.status], view.activation.status, {
-          nextAttemptAt: new Date(now.getTime() + IN_FLIGHT_LEASE_MS),
+          nextAttemptAt: new Date(now.getTime() + leaseMs),
           updatedAt: now,
         })) !== undefined;
       const granting = await claimDue('activating', 'nextAttemptAt', limit, lease);
@@ -708,7 +711,7 @@ export function createActivationService(deps: ActivationDeps) {
     const moved = await transition(tx, a.id, ['active'], 'revoking', {
       endReason: reason,
       attempts: 0,
-      nextAttemptAt: new Date(now.getTime() + IN_FLIGHT_LEASE_MS),
+      nextAttemptAt: new Date(now.getTime() + leaseMs),
       updatedAt: now,
     });
     if (!moved) throw conflict(`This ${a.kind} is no longer active.`);
@@ -988,9 +991,14 @@ interface ProviderCallFacts {
 }
 
 /** When the loop should next look at a row in `status`: at its start, or after the in-flight lease. */
-function nextAttemptFor(status: Activation['status'], startAt: Date, now: Date): Date | null {
+function nextAttemptFor(
+  status: Activation['status'],
+  startAt: Date,
+  now: Date,
+  leaseMs: number,
+): Date | null {
   if (status === 'approved') return startAt;
-  if (status === 'activating') return new Date(now.getTime() + IN_FLIGHT_LEASE_MS);
+  if (status === 'activating') return new Date(now.getTime() + leaseMs);
   return null;
 }
 

@@ -6,7 +6,7 @@ import { notifications } from '../elevation/notification.sql.ts';
 import { principalsByIds } from '../elevation/principal-repository.ts';
 import type { Logger } from '../log.ts';
 
-/** Rows claimed per batch, and how long a claim holds before another replica may retry it. */
+/** Rows claimed per batch, and how long a claim holds (by default) before another replica may retry it. */
 const BATCH = 25;
 const LEASE_MS = 60_000;
 /** After this many failed attempts a notification is marked failed and shown to admins. */
@@ -26,8 +26,11 @@ export function createNotificationDelivery(deps: {
   clock: Clock;
   log: Logger;
   platforms: ChatPlatform[];
+  /** The in-flight lease (ELEVATE_IN_FLIGHT_LEASE): how soon a crashed replica's batch is retried. */
+  leaseMs?: number;
 }) {
   const { db, clock, log } = deps;
+  const leaseMs = deps.leaseMs ?? LEASE_MS;
 
   async function claim(now: Date): Promise<Notification[]> {
     return db.transaction(async (tx) => {
@@ -43,7 +46,7 @@ export function createNotificationDelivery(deps: {
         .update(notifications)
         .set({
           attempts: sql`${notifications.attempts} + 1`,
-          nextAttemptAt: new Date(now.getTime() + LEASE_MS),
+          nextAttemptAt: new Date(now.getTime() + leaseMs),
         })
         .where(
           inArray(
