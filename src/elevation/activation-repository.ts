@@ -1,4 +1,4 @@
-import { and, desc, eq, gte, inArray, ne } from 'drizzle-orm';
+import { and, desc, eq, gte, inArray, isNull, ne } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
 import { conflict, notFound } from '../errors.ts';
 import { type ActivationStatus, activations, decisions, OPEN_STATUSES } from './activation.sql.ts';
@@ -52,6 +52,29 @@ export async function transition(
     .where(and(eq(activations.id, id), inArray(activations.status, from)))
     .returning();
   return row;
+}
+
+/**
+ * Renews the in-flight lease of a grant or revoke just before its provider call, if the row is
+ * still as the caller read it (same status, same lease): a claim counts from its provider call,
+ * not from the start of its batch. False when another replica took the row over meanwhile (the
+ * lease ran out while earlier rows of a long batch were settled) or it moved on: leave it be.
+ */
+export async function renewLease(db: Db, read: Activation, until: Date): Promise<boolean> {
+  const rows = await db
+    .update(activations)
+    .set({ nextAttemptAt: until })
+    .where(
+      and(
+        eq(activations.id, read.id),
+        eq(activations.status, read.status),
+        read.nextAttemptAt
+          ? eq(activations.nextAttemptAt, read.nextAttemptAt)
+          : isNull(activations.nextAttemptAt),
+      ),
+    )
+    .returning({ id: activations.id });
+  return rows.length > 0;
 }
 
 /** Inserts a new activation; a second open one for the same principal and role is a conflict. */

@@ -14,6 +14,7 @@ import {
   insertActivation,
   listActivations,
   listDecisions,
+  renewLease,
   transition,
 } from './activation-repository.ts';
 import { type Actor, SYSTEM } from './actor.ts';
@@ -152,14 +153,15 @@ export function createActivationService(deps: ActivationDeps) {
   /**
    * The loop's claim: up to `limit` rows in `status` whose `due` time has come, locked with
    * SKIP LOCKED so replicas take disjoint rows, each moved one step by `step` inside the same
-   * short transaction. Returns the ids, whose provider calls (`settle`) follow the commit.
+   * short transaction. Returns the claims, whose provider calls (`settle`) follow the commit;
+   * every step that leads to a provider call leases its row until `now + leaseMs`.
    */
   async function claimDue(
     status: ActivationStatus,
     due: 'startAt' | 'endAt' | 'nextAttemptAt' | 'approvalExpiresAt',
     limit: number,
     step: (tx: Tx, view: ActivationView, now: Date) => Promise<boolean>,
-  ): Promise<string[]> {
+  ): Promise<Claim[]> {
     const now = clock();
     return runTx(async (tx) => {
       const rows = await tx
@@ -179,18 +181,20 @@ export function createActivationService(deps: ActivationDeps) {
         .limit(limit)
         .for('update', { of: activations, skipLocked: true });
       // Only rows this replica really moved are settled (the update is conditional, as always).
-      const moved: string[] = [];
-      for (const view of rows) if (await step(tx, view, now)) moved.push(view.activation.id);
+      const moved: Claim[] = [];
+      const leasedUntil = new Date(now.getTime() + leaseMs);
+      for (const view of rows)
+        if (await step(tx, view, now)) moved.push({ id: view.activation.id, leasedUntil });
       return moved;
     });
   }
 
   /** Settles claimed rows a few at a time: providers are remote, but not all at once. */
-  async function settleAll(ids: string[]): Promise<number> {
-    for (let i = 0; i < ids.length; i += SETTLE_CONCURRENCY) {
-      await Promise.all(ids.slice(i, i + SETTLE_CONCURRENCY).map((id) => settle(id)));
+  async function settleAll(claims: Claim[]): Promise<number> {
+    for (let i = 0; i < claims.length; i += SETTLE_CONCURRENCY) {
+      await Promise.all(claims.slice(i, i + SETTLE_CONCURRENCY).map((c) => settle(c.id, c.leasedUntil)));
     }
-    return ids.length;
+    return claims.length;
   }
 
   const runTx = <T>(work: (tx: Tx) => Promise<T>) => db.transaction(work);
@@ -782,12 +786,17 @@ export function createActivationService(deps: ActivationDeps) {
   /**
    * Finishes what an activation has in flight: grants an `activating` one, revokes a `revoking`
    * one. Safe to repeat and to race (providers are idempotent; the transitions are conditional),
-   * so both the request path and the loop after a crash call it.
+   * so both the request path and the loop after a crash call it. The loop passes the lease of its
+   * claim: a row another replica has claimed since (the batch outlasted the lease) is left to it.
    */
-  async function settle(activationId: string): Promise<ActivationView> {
+  async function settle(activationId: string, leasedUntil?: Date): Promise<ActivationView> {
     const view = await getActivation(db, activationId);
     const a = view.activation;
     if (a.status !== 'activating' && a.status !== 'revoking') return view;
+    // The lease runs from the provider call, not from the claim; one replica calls, not two.
+    const held = { ...a, nextAttemptAt: leasedUntil ?? a.nextAttemptAt };
+    if (!(await renewLease(db, held, new Date(clock().getTime() + leaseMs))))
+      return getActivation(db, activationId);
     const provider = providers.get(view.role.providerType);
     // An activation runs its duration from the moment it is granted; an assignment keeps the end
     // its admin set. The provider gets that end too (e.g. a time-bound directory assignment).
@@ -980,6 +989,12 @@ export function createActivationService(deps: ActivationDeps) {
 /** Our backoff, or the target's Retry-After when longer — capped, so a target cannot park a row for ever. */
 const nextDelayMs = (attempts: number, failure: GrantError) =>
   Math.max(retryDelayMs(attempts), Math.min(failure.retryAfterMs ?? 0, 60 * 60_000));
+
+/** A row the loop claimed, and the lease its claim set (see `renewLease`). */
+interface Claim {
+  id: string;
+  leasedUntil: Date;
+}
 
 /** Provider calls the loop makes at once after a claim. */
 const SETTLE_CONCURRENCY = 10;
