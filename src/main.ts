@@ -129,7 +129,7 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
         ...(platforms.length > 0
           ? [
               {
-                job: { name: 'deliver-notifications', run: () => deliver.run() },
+                job: { name: 'deliver-notifications', run: (stopping: AbortSignal) => deliver.run(stopping) },
                 schedule: SCHEDULES.deliverNotifications,
               },
             ]
@@ -142,9 +142,11 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
     return {
       port,
       async stop() {
-        // In-flight requests get 3 s, the database up to 5 s: together inside the deadline.
+        // The loop stops claiming at once and finishes the batch in hand while in-flight requests
+        // get 3 s; then the database up to 5 s: together inside the deadline.
+        const loopStopped = loop.stop();
         await server.close(3_000);
-        await loop.stop();
+        await loopStopped;
         for (const platform of platforms) await platform.stop();
         await services.providers.close();
         await database.close();

@@ -109,10 +109,13 @@ export function createNotificationDelivery(deps: {
   }
 
   return {
-    /** One run: claims and delivers due batches until none is left (or `maxBatches`); returns how many. */
-    async run(maxBatches = 10): Promise<number> {
+    /**
+     * One run: claims and delivers due batches until none is left (or `maxBatches`, or `stopping`
+     * is aborted: a shutdown delivers the batch in hand and claims no more); returns how many.
+     */
+    async run(stopping?: AbortSignal, maxBatches = 10): Promise<number> {
       let done = 0;
-      for (let batch = 0; batch < maxBatches; batch++) {
+      for (let batch = 0; batch < maxBatches && !stopping?.aborted; batch++) {
         const claimed = await claim(clock());
         for (const n of claimed) await deliverOne(n);
         done += claimed.length;
