@@ -79,7 +79,6 @@ test.skipIf(!POSTGRES)(
         const [row] = await set.database.superuser<{ ended: number; told: number }>(
           "select (select count(*)::int from activations where status = 'ended') as ended, (select count(*)::int from notifications where kind = 'activation_ended' and status = 'sent') as told",
         );
-        if (process.env.DEBUG_PROGRESS) console.info(Date.now() - startedAt, row, set.slack.api.calls.length);
         return row?.ended === COUNT && row.told === COUNT;
       },
       600_000,
