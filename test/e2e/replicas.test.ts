@@ -84,6 +84,7 @@ test.skipIf(!POSTGRES)(
       600_000,
       1_000,
     );
+    console.info(`all ended and told ${Date.now() - startedAt} ms after the replicas were started`);
     const ended = await activationFacts(set.database, ROLE);
     // Delivered notices may still be on their way to postMessage's answer; wait for Slack itself.
     await waitUntil(
