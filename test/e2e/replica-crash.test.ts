@@ -107,7 +107,9 @@ test.skipIf(!POSTGRES)(
     expect(inFlight.length).toBeGreaterThan(0);
     expect(inFlight.filter((c) => c.answered)).toEqual([]); // none of them ever got an answer
     const crashed = await activationFacts(set.database, role);
-    expect(crashed.map((f) => f.status)).toEqual(Array(PEOPLE).fill('revoking'));
+    // Caught mid-batch: claimed and in flight, or not yet claimed; none revoked.
+    expect(crashed.filter((f) => f.status === 'revoking').length).toBeGreaterThan(0);
+    expect(crashed.filter((f) => f.status !== 'revoking' && f.status !== 'active')).toEqual([]);
 
     set.webhook.release();
     const second = await set.start('second');
@@ -170,7 +172,9 @@ test.skipIf(!POSTGRES)(
     expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
     expect(set.webhook.callsOf('grant', role).filter((c) => c.answered)).toEqual([]);
     const crashed = await activationFacts(set.database, role);
-    expect(crashed.map((f) => f.status)).toEqual(Array(PEOPLE).fill('activating'));
+    // Caught mid-batch: claimed and in flight, or not yet started; none granted.
+    expect(crashed.filter((f) => f.status === 'activating').length).toBeGreaterThan(0);
+    expect(crashed.filter((f) => f.status !== 'activating' && f.status !== 'approved')).toEqual([]);
 
     set.webhook.release();
     const second = await set.start('second');
@@ -236,15 +240,19 @@ test.skipIf(!POSTGRES)(
     expect(tookMs).toBeLessThan(10_000);
     expect(replica.output()).toContain('"msg":"stopped"');
 
+    // The batch in hand is finished. What fell due while it was in hand was not claimed after the
+    // signal (a loop that took some before the signal finished them too): nothing stays `revoking`.
     const facts = await activationFacts(set.database, role);
-    const laterIds = new Set(facts.filter((f) => later.some((a) => a.label === f.email)).map((f) => f.id));
-    const inHand = facts.filter((f) => !laterIds.has(f.id));
-    expect(inHand.map((f) => f.status)).toEqual(Array(batch.length).fill('ended'));
-    for (const f of inHand) expect(f.actions['activation.ended'], f.email).toBe(1);
-    expect(facts.filter((f) => laterIds.has(f.id)).map((f) => f.status)).toEqual(
-      Array(later.length).fill('active'),
-    );
-    expect(set.webhook.callsOf('revoke', role).filter((c) => laterIds.has(c.activationId))).toEqual([]);
+    const isLater = (f: { email: string }) => later.some((a) => a.label === f.email);
+    for (const f of facts.filter((f) => !isLater(f))) {
+      expect(f.status, f.email).toBe('ended');
+      expect(f.actions['activation.ended'], f.email).toBe(1);
+    }
+    for (const f of facts.filter(isLater)) {
+      expect(['active', 'ended'], f.email).toContain(f.status);
+      const revoked = set.webhook.callsOf('revoke', role).filter((c) => c.activationId === f.id);
+      if (f.status === 'active') expect(revoked, f.email).toEqual([]);
+    }
 
     // The next replica revokes the rest and delivers what was left; nobody is told twice.
     const next = await set.start('next');
