@@ -272,10 +272,11 @@ test.skipIf(!POSTGRES)(
     );
     expectToldOnce(role, /drain\*? has ended/);
     for (const f of await activationFacts(set.database, role)) {
-      expect(
-        set.webhook.callsOf('revoke', role).filter((c) => c.activationId === f.id),
-        f.email,
-      ).toHaveLength(1);
+      expect(f.actions['activation.ended'], f.email).toBe(1);
+      // A held revoke that outlasted the test's 5 s lease may have been asked twice; the rest once.
+      const calls = set.webhook.callsOf('revoke', role).filter((c) => c.activationId === f.id);
+      if (isLater(f)) expect(calls, f.email).toHaveLength(1);
+      else expect(calls.filter((c) => c.answered).length, f.email).toBeGreaterThan(0);
     }
     next.kill('SIGTERM');
     expect(await next.exited).toEqual({ code: 0, signal: null });
