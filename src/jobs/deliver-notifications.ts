@@ -17,9 +17,10 @@ const backoffMs = (attempts: number) => Math.min(5_000 * 2 ** (attempts - 1), 60
 
 /**
  * Delivers the notification outbox through the chat platforms, at least once: due rows are
- * claimed with FOR UPDATE SKIP LOCKED and leased (next_attempt_at moves ahead), so replicas
- * never work on the same row; a success marks the row sent, a failure reschedules it (Slack's
- * Retry-After first) until MAX_DELIVERY_ATTEMPTS, then marks it failed with the last error.
+ * claimed with FOR UPDATE SKIP LOCKED and leased (next_attempt_at moves ahead, and again just
+ * before each delivery), so replicas never work on the same row; a success marks the row sent,
+ * a failure reschedules it (Slack's Retry-After first) until MAX_DELIVERY_ATTEMPTS, then marks it
+ * failed with the last error.
  */
 export function createNotificationDelivery(deps: {
   db: Db;
@@ -59,6 +60,25 @@ export function createNotificationDelivery(deps: {
       const order = new Map(due.map((d, i) => [d.id, i]));
       return claimed.sort((a, b) => (order.get(a.id) ?? 0) - (order.get(b.id) ?? 0));
     });
+  }
+
+  /**
+   * Renews a claimed row's lease just before its delivery, if it still carries this claim's lease:
+   * false when another replica took it over (this batch outlasted the lease) or it was delivered.
+   */
+  async function renew(n: Notification): Promise<boolean> {
+    const rows = await db
+      .update(notifications)
+      .set({ nextAttemptAt: new Date(clock().getTime() + leaseMs) })
+      .where(
+        and(
+          eq(notifications.id, n.id),
+          eq(notifications.status, 'pending'),
+          eq(notifications.nextAttemptAt, n.nextAttemptAt),
+        ),
+      )
+      .returning({ id: notifications.id });
+    return rows.length > 0;
   }
 
   async function deliverOne(n: Notification): Promise<void> {
@@ -117,7 +137,8 @@ export function createNotificationDelivery(deps: {
       let done = 0;
       for (let batch = 0; batch < maxBatches && !stopping?.aborted; batch++) {
         const claimed = await claim(clock());
-        for (const n of claimed) await deliverOne(n);
+        // One message, not two: a row another replica took over meanwhile is left to it.
+        for (const n of claimed) if (await renew(n)) await deliverOne(n);
         done += claimed.length;
         if (claimed.length < BATCH) break;
       }
