@@ -18,6 +18,19 @@ const minutes = (fallback: string) =>
       return value ?? 0;
     });
 
+/** A duration in seconds or minutes (`30s`, `2m`, `1m30s`), as milliseconds from `min` to `max` seconds. */
+const milliseconds = (fallback: string, min: number, max: number) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((text, ctx) => {
+      const match = /^(?:(\d+)m)?(?:(\d+)s)?$/.exec(text.trim());
+      const seconds = match ? Number(match[1] ?? 0) * 60 + Number(match[2] ?? 0) : 0;
+      if (seconds < min || seconds > max)
+        ctx.addIssue({ code: 'custom', message: `use ${min}s to ${max / 60}m, e.g. 30s or 2m` });
+      return seconds * 1000;
+    });
+
 /**
  * The whole environment the process reads, in one schema with a section per concern.
  * Chat platforms and grant providers add their sections here when they arrive.
@@ -53,6 +66,9 @@ const envSchema = z
       .min(0)
       .max(20)
       .default(3),
+    // How long a replica's claim on a grant/revoke or a batch of notifications holds: after a
+    // crash, another replica takes the work over once it runs out. Longer than the slowest call.
+    ELEVATE_IN_FLIGHT_LEASE: milliseconds('60s', 5, 3600),
   })
   // Sections owned by the parts that use them: a provider or platform brings its variables.
   .extend(slackEnv.shape)

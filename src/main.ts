@@ -46,7 +46,13 @@ export function createServices(deps: {
     clock,
     options: { publicUrl: stepUp?.publicUrl, rememberMinutes: stepUp?.rememberMinutes ?? 0 },
   });
-  const activations = createActivationService({ db, providers, clock, stepUps });
+  const activations = createActivationService({
+    db,
+    providers,
+    clock,
+    stepUps,
+    inFlightLeaseMs: deps.config.ELEVATE_IN_FLIGHT_LEASE,
+  });
   const admin = createAdminService({ db, providers, clock, settle: activations.settle });
   const policy = createPolicyService({ db, providers, clock, admin });
   return { providers, activations, admin, policy, stepUps };
@@ -143,6 +149,7 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
       clock: systemClock,
       log,
       platforms: platforms.map((p) => p.delivery),
+      leaseMs: config.ELEVATE_IN_FLIGHT_LEASE,
     });
     // The loop: each job claims its own rows, so every replica runs the same schedules.
     const loop = startScheduler(
@@ -166,7 +173,7 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
         ...(platforms.length > 0
           ? [
               {
-                job: { name: 'deliver-notifications', run: () => deliver.run() },
+                job: { name: 'deliver-notifications', run: (stopping: AbortSignal) => deliver.run(stopping) },
                 schedule: SCHEDULES.deliverNotifications,
               },
             ]
@@ -179,9 +186,11 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
     return {
       port,
       async stop() {
-        // In-flight requests get 3 s, the database up to 5 s: together inside the deadline.
+        // The loop stops claiming at once and finishes the batch in hand while in-flight requests
+        // get 3 s; then the database up to 5 s: together inside the deadline.
+        const loopStopped = loop.stop();
         await server.close(3_000);
-        await loop.stop();
+        await loopStopped;
         for (const platform of platforms) await platform.stop();
         await services.providers.close();
         await database.close();

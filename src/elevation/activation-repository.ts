@@ -1,4 +1,4 @@
-import { and, desc, eq, gte, inArray, ne } from 'drizzle-orm';
+import { and, desc, eq, gte, inArray, isNull, ne } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
 import { conflict, notFound } from '../errors.ts';
 import { type ActivationStatus, activations, decisions, OPEN_STATUSES } from './activation.sql.ts';
@@ -67,6 +67,44 @@ export async function transitionAll(
     .set({ ...changes, status: to })
     .where(and(inArray(activations.id, ids), inArray(activations.status, from)))
     .returning();
+}
+
+/**
+ * Renews the in-flight leases of grants and revokes just before their provider calls, for the
+ * rows still as the caller read them (same status, same lease): a claim counts from its provider
+ * call, not from the start of its batch. Returns the ids renewed; a row missing from it was taken
+ * over by another replica meanwhile (the lease ran out while earlier rows of a long batch were
+ * settled) or moved on: leave it be. One statement per distinct (status, lease), usually one.
+ */
+export async function renewLeases(db: Db, reads: readonly Activation[], until: Date): Promise<Set<string>> {
+  const groups = new Map<string, Activation[]>();
+  for (const read of reads) {
+    const key = `${read.status} ${read.nextAttemptAt?.getTime() ?? ''}`;
+    groups.set(key, [...(groups.get(key) ?? []), read]);
+  }
+  const renewed = new Set<string>();
+  for (const group of groups.values()) {
+    const [first] = group;
+    if (!first) continue;
+    const rows = await db
+      .update(activations)
+      .set({ nextAttemptAt: until })
+      .where(
+        and(
+          inArray(
+            activations.id,
+            group.map((read) => read.id),
+          ),
+          eq(activations.status, first.status),
+          first.nextAttemptAt
+            ? eq(activations.nextAttemptAt, first.nextAttemptAt)
+            : isNull(activations.nextAttemptAt),
+        ),
+      )
+      .returning({ id: activations.id });
+    for (const row of rows) renewed.add(row.id);
+  }
+  return renewed;
 }
 
 /** Inserts a new activation; a second open one for the same principal and role is a conflict. */

@@ -14,6 +14,7 @@ import {
   insertActivation,
   listActivations,
   listDecisions,
+  renewLeases,
   transition,
   transitionAll,
 } from './activation-repository.ts';
@@ -51,6 +52,8 @@ export interface ActivationDeps {
   clock: Clock;
   /** Step-up MFA for roles that require it; without it such actions are refused, never let through. */
   stepUps?: StepUpService;
+  /** How long a claimed grant/revoke is held before the loop assumes a crash (default IN_FLIGHT_LEASE_MS). */
+  inFlightLeaseMs?: number;
 }
 
 /** A principal's board: what they may activate, what runs, what waits. */
@@ -77,6 +80,7 @@ export function createActivationService(deps: ActivationDeps) {
   const { db, providers, clock } = deps;
   const stepUps =
     deps.stepUps ?? createStepUpService({ db, clock, options: { publicUrl: undefined, rememberMinutes: 0 } });
+  const leaseMs = deps.inFlightLeaseMs ?? IN_FLIGHT_LEASE_MS;
 
   /** Who may decide on requests for this role, never including the requester. */
   async function approversFor(tx: Db, role: Role, requesterId: string): Promise<string[]> {
@@ -162,7 +166,8 @@ export function createActivationService(deps: ActivationDeps) {
    * The loop's claim: up to `limit` rows in `status` whose `due` time has come, locked with
    * SKIP LOCKED so replicas take disjoint rows, and moved one step together by `step` inside the
    * same short transaction. Returns the rows `step` moved, as they are now; their provider calls
-   * (`settleAll`) follow the commit.
+   * (`settleAll`) follow the commit; every step that leads to a provider call leases its row
+   * until `now + leaseMs`.
    */
   async function claimDue(
     status: ActivationStatus,
@@ -309,7 +314,7 @@ export function createActivationService(deps: ActivationDeps) {
               ? new Date(now.getTime() + s.approvalTimeout * MINUTE_MS)
               : null,
             requestedBy: input.actor.label,
-            nextAttemptAt: nextAttemptFor(status, checked.startAt, now),
+            nextAttemptAt: nextAttemptFor(status, checked.startAt, now, leaseMs),
             createdAt: now,
             updatedAt: now,
           },
@@ -441,7 +446,7 @@ export function createActivationService(deps: ActivationDeps) {
         } else {
           const next = statusOnceApproved(a.startAt, now);
           const moved = await transition(tx, a.id, ['pending_approval'], next, {
-            nextAttemptAt: nextAttemptFor(next, a.startAt, now),
+            nextAttemptAt: nextAttemptFor(next, a.startAt, now, leaseMs),
             updatedAt: now,
           });
           if (!moved) throw conflict(await alreadyDecided(tx, view));
@@ -634,7 +639,7 @@ export function createActivationService(deps: ActivationDeps) {
               endAt: newEnd,
               justification,
               requestedBy: input.actor.label,
-              nextAttemptAt: new Date(now.getTime() + IN_FLIGHT_LEASE_MS),
+              nextAttemptAt: new Date(now.getTime() + leaseMs),
               createdAt: now,
               updatedAt: now,
             },
@@ -752,7 +757,7 @@ export function createActivationService(deps: ActivationDeps) {
         const moved = movedViews(
           due,
           await transitionAll(tx, idsOf(due), ['approved'], 'activating', {
-            nextAttemptAt: new Date(now.getTime() + IN_FLIGHT_LEASE_MS),
+            nextAttemptAt: new Date(now.getTime() + leaseMs),
             updatedAt: now,
           }),
         );
@@ -807,7 +812,7 @@ export function createActivationService(deps: ActivationDeps) {
           movedViews(
             due,
             await transitionAll(tx, idsOf(due), [status], status, {
-              nextAttemptAt: new Date(now.getTime() + IN_FLIGHT_LEASE_MS),
+              nextAttemptAt: new Date(now.getTime() + leaseMs),
               updatedAt: now,
             }),
           );
@@ -872,7 +877,7 @@ export function createActivationService(deps: ActivationDeps) {
       const rows = await transitionAll(tx, ids, ['active'], 'revoking', {
         endReason: reason,
         attempts: 0,
-        nextAttemptAt: new Date(now.getTime() + IN_FLIGHT_LEASE_MS),
+        nextAttemptAt: new Date(now.getTime() + leaseMs),
         updatedAt: now,
       });
       for (const row of rows) moved.set(row.id, row);
@@ -941,7 +946,7 @@ export function createActivationService(deps: ActivationDeps) {
       return;
     }
     await transition(tx, e.id, ['pending_approval'], 'activating', {
-      nextAttemptAt: new Date(now.getTime() + IN_FLIGHT_LEASE_MS),
+      nextAttemptAt: new Date(now.getTime() + leaseMs),
       updatedAt: now,
     });
   }
@@ -1083,7 +1088,8 @@ export function createActivationService(deps: ActivationDeps) {
 
   /**
    * Finishes what an activation has in flight: grants an `activating` one, revokes a `revoking`
-   * one (see `settleAll`), and returns it as it is then.
+   * one (see `settleAll`), and returns it as it is then. Safe to repeat and to race, so both
+   * the request path and the loop after a crash call it.
    */
   async function settle(activationId: string): Promise<ActivationView> {
     const view = await getActivation(db, activationId);
@@ -1108,9 +1114,23 @@ export function createActivationService(deps: ActivationDeps) {
       db,
       inFlight.map((v) => v.principal.id),
     );
-    const outcomes = await mapConcurrently(inFlight, SETTLE_CONCURRENCY, (view) =>
-      callProvider(view, identities.get(view.principal.id) ?? []),
-    );
+    // The lease runs from the provider calls, not from the claim: SETTLE_CONCURRENCY rows at a
+    // time are renewed just before their calls if they still carry the lease read here; a row
+    // another replica took over meanwhile (a long batch outlasted the lease) is left to it, so
+    // one replica calls, not two.
+    const outcomes: ProviderOutcome[] = [];
+    for (let i = 0; i < inFlight.length; i += SETTLE_CONCURRENCY) {
+      const chunk = inFlight.slice(i, i + SETTLE_CONCURRENCY);
+      const held = await renewLeases(
+        db,
+        chunk.map((view) => view.activation),
+        new Date(clock().getTime() + leaseMs),
+      );
+      const calls = chunk
+        .filter((view) => held.has(view.activation.id))
+        .map((view) => callProvider(view, identities.get(view.principal.id) ?? []));
+      outcomes.push(...(await Promise.all(calls)));
+    }
     const now = clock();
     await runTx((tx) => finishAll(tx, outcomes, now));
     // Retries ran out on transient errors (timeouts): the target may have acted on one of them.
@@ -1342,7 +1362,7 @@ const nextDelayMs = (attempts: number, failure: GrantError) =>
  * Provider calls made at once after a claim: providers are remote and rate-limited, so a batch
  * of thousands goes out a few dozen at a time.
  */
-const SETTLE_CONCURRENCY = 32;
+export const SETTLE_CONCURRENCY = 32;
 
 /** One provider call's outcome, as the transaction after the calls records it. */
 interface ProviderOutcome {
@@ -1381,21 +1401,6 @@ function movedViews(views: ActivationView[], rows: Activation[]): ActivationView
 const isInFlight = (view: ActivationView) =>
   view.activation.status === 'activating' || view.activation.status === 'revoking';
 
-/** `work` over `items` with at most `limit` calls in flight; results in the order of `items`. */
-async function mapConcurrently<T, R>(
-  items: readonly T[],
-  limit: number,
-  work: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    for (let i = next++; i < items.length; i = next++) results[i] = await work(items[i] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
-
 /** What the audit trail records of a provider call besides its outcome. */
 interface ProviderCallFacts {
   provider: string;
@@ -1403,9 +1408,14 @@ interface ProviderCallFacts {
 }
 
 /** When the loop should next look at a row in `status`: at its start, or after the in-flight lease. */
-function nextAttemptFor(status: Activation['status'], startAt: Date, now: Date): Date | null {
+function nextAttemptFor(
+  status: Activation['status'],
+  startAt: Date,
+  now: Date,
+  leaseMs: number,
+): Date | null {
   if (status === 'approved') return startAt;
-  if (status === 'activating') return new Date(now.getTime() + IN_FLIGHT_LEASE_MS);
+  if (status === 'activating') return new Date(now.getTime() + leaseMs);
   return null;
 }
 

@@ -6,7 +6,7 @@ import { notifications } from '../elevation/notification.sql.ts';
 import { principalsByIds } from '../elevation/principal-repository.ts';
 import type { Logger } from '../log.ts';
 
-/** Rows claimed per batch, and how long a claim holds before another replica may retry it. */
+/** Rows claimed per batch, and how long a claim holds (by default) before another replica may retry it. */
 const BATCH = 25;
 const LEASE_MS = 60_000;
 /** After this many failed attempts a notification is marked failed and shown to admins. */
@@ -17,17 +17,21 @@ const backoffMs = (attempts: number) => Math.min(5_000 * 2 ** (attempts - 1), 60
 
 /**
  * Delivers the notification outbox through the chat platforms, at least once: due rows are
- * claimed with FOR UPDATE SKIP LOCKED and leased (next_attempt_at moves ahead), so replicas
- * never work on the same row; a success marks the row sent, a failure reschedules it (Slack's
- * Retry-After first) until MAX_DELIVERY_ATTEMPTS, then marks it failed with the last error.
+ * claimed with FOR UPDATE SKIP LOCKED and leased (next_attempt_at moves ahead, and again just
+ * before each delivery), so replicas never work on the same row; a success marks the row sent,
+ * a failure reschedules it (Slack's Retry-After first) until MAX_DELIVERY_ATTEMPTS, then marks it
+ * failed with the last error.
  */
 export function createNotificationDelivery(deps: {
   db: Db;
   clock: Clock;
   log: Logger;
   platforms: ChatPlatform[];
+  /** The in-flight lease (ELEVATE_IN_FLIGHT_LEASE): how soon a crashed replica's batch is retried. */
+  leaseMs?: number;
 }) {
   const { db, clock, log } = deps;
+  const leaseMs = deps.leaseMs ?? LEASE_MS;
 
   async function claim(now: Date): Promise<Notification[]> {
     return db.transaction(async (tx) => {
@@ -43,7 +47,7 @@ export function createNotificationDelivery(deps: {
         .update(notifications)
         .set({
           attempts: sql`${notifications.attempts} + 1`,
-          nextAttemptAt: new Date(now.getTime() + LEASE_MS),
+          nextAttemptAt: new Date(now.getTime() + leaseMs),
         })
         .where(
           inArray(
@@ -56,6 +60,25 @@ export function createNotificationDelivery(deps: {
       const order = new Map(due.map((d, i) => [d.id, i]));
       return claimed.sort((a, b) => (order.get(a.id) ?? 0) - (order.get(b.id) ?? 0));
     });
+  }
+
+  /**
+   * Renews a claimed row's lease just before its delivery, if it still carries this claim's lease:
+   * false when another replica took it over (this batch outlasted the lease) or it was delivered.
+   */
+  async function renew(n: Notification): Promise<boolean> {
+    const rows = await db
+      .update(notifications)
+      .set({ nextAttemptAt: new Date(clock().getTime() + leaseMs) })
+      .where(
+        and(
+          eq(notifications.id, n.id),
+          eq(notifications.status, 'pending'),
+          eq(notifications.nextAttemptAt, n.nextAttemptAt),
+        ),
+      )
+      .returning({ id: notifications.id });
+    return rows.length > 0;
   }
 
   async function deliverOne(n: Notification): Promise<void> {
@@ -106,12 +129,16 @@ export function createNotificationDelivery(deps: {
   }
 
   return {
-    /** One run: claims and delivers due batches until none is left (or `maxBatches`); returns how many. */
-    async run(maxBatches = 10): Promise<number> {
+    /**
+     * One run: claims and delivers due batches until none is left (or `maxBatches`, or `stopping`
+     * is aborted: a shutdown delivers the batch in hand and claims no more); returns how many.
+     */
+    async run(stopping?: AbortSignal, maxBatches = 10): Promise<number> {
       let done = 0;
-      for (let batch = 0; batch < maxBatches; batch++) {
+      for (let batch = 0; batch < maxBatches && !stopping?.aborted; batch++) {
         const claimed = await claim(clock());
-        for (const n of claimed) await deliverOne(n);
+        // One message, not two: a row another replica took over meanwhile is left to it.
+        for (const n of claimed) if (await renew(n)) await deliverOne(n);
         done += claimed.length;
         if (claimed.length < BATCH) break;
       }

@@ -30,13 +30,22 @@ export function lifecycleJobs(activations: ActivationService, reminders: Reminde
     { name: 'remind-approvers', run: () => reminders.remindApprovers(BATCH) },
     { name: 'warn-eligibilities', run: () => reminders.warnEligibilities(BATCH) },
     { name: 'expire-eligibilities', run: () => reminders.expireEligibilities(BATCH) },
-    { name: 'start-scheduled', run: () => untilDone((n) => activations.startDue(n), BATCH) },
+    {
+      name: 'start-scheduled',
+      run: (stopping) => untilDone((n) => activations.startDue(n), stopping, BATCH),
+    },
     {
       name: 'revoke-expired',
-      run: () => untilDone((n) => activations.expireDue(n), REVOKE_BATCH, REVOKE_WORKERS),
+      run: (stopping) => untilDone((n) => activations.expireDue(n), stopping, REVOKE_BATCH, REVOKE_WORKERS),
     },
-    { name: 'retry-grants-and-revokes', run: () => untilDone((n) => activations.retryDue(n), BATCH) },
-    { name: 'time-out-requests', run: () => untilDone((n) => activations.timeOutDue(n), BATCH) },
+    {
+      name: 'retry-grants-and-revokes',
+      run: (stopping) => untilDone((n) => activations.retryDue(n), stopping, BATCH),
+    },
+    {
+      name: 'time-out-requests',
+      run: (stopping) => untilDone((n) => activations.timeOutDue(n), stopping, BATCH),
+    },
   ];
 }
 
@@ -44,10 +53,12 @@ export function lifecycleJobs(activations: ActivationService, reminders: Reminde
  * Runs `step` batch after batch while it finds a full one, so a burst is cleared in one run
  * instead of one batch per tick; `workers` such loops run side by side. Only for steps whose rows
  * leave the due set once moved (the activation jobs: a moved row changes status or gets a later
- * `next_attempt_at`), so it ends. Returns how many rows were moved.
+ * `next_attempt_at`), so it ends; at shutdown (`stopping`) it claims no further batch. Returns
+ * how many rows were moved.
  */
 export async function untilDone(
   step: (limit: number) => Promise<number>,
+  stopping: AbortSignal,
   batch: number,
   workers = 1,
 ): Promise<number> {
@@ -55,7 +66,7 @@ export async function untilDone(
   let rounds = 0;
   let drained = false;
   const worker = async () => {
-    while (!drained && rounds++ < MAX_BATCHES_PER_RUN) {
+    while (!drained && !stopping.aborted && rounds++ < MAX_BATCHES_PER_RUN) {
       const moved = await step(batch);
       done += moved;
       if (moved < batch) drained = true;

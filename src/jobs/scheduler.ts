@@ -5,8 +5,11 @@ import type { Logger } from '../log.ts';
 /** A job of the background loop: one run does one bounded piece of work. */
 export interface Job {
   name: string;
-  /** Resolves with how many rows it handled, when it counts them (logged once per run). */
-  run(): Promise<unknown>;
+  /**
+   * `stopping` is aborted at shutdown: claim nothing more, finish what is in hand. Resolves with
+   * how many rows it handled, when it counts them (logged once per run).
+   */
+  run(stopping: AbortSignal): Promise<unknown>;
 }
 
 /** Every schedule of the loop, in one place. Six fields: the first is seconds. */
@@ -24,17 +27,20 @@ export const SCHEDULES = {
 /**
  * Runs the loop's jobs on their node-cron schedules on every replica (each job claims its rows
  * with SKIP LOCKED, so replicas share the work). A run never overlaps the previous one; `stop`
- * waits for runs in flight.
+ * starts no new run and waits for the runs in flight, which stop claiming (graceful shutdown).
  */
 export function startScheduler(jobs: { job: Job; schedule: string }[], log: Logger) {
   const running = new Set<Promise<unknown>>();
+  const stopping = new AbortController();
   const tasks: ScheduledTask[] = jobs.map(({ job, schedule }) =>
     cron.schedule(
       schedule,
       () => {
+        // A tick node-cron had already begun may still arrive after stop().
+        if (stopping.signal.aborted) return;
         const started = performance.now();
         const run = job
-          .run()
+          .run(stopping.signal)
           .then((done) => {
             // One line per run that did something, never one per row: a burst of 100,000
             // revocations must not become 100,000 log lines.
@@ -51,8 +57,9 @@ export function startScheduler(jobs: { job: Job; schedule: string }[], log: Logg
     ),
   );
   return {
-    /** Stops every schedule and waits for the runs in flight. */
+    /** Stops every schedule, tells the runs in flight to claim no more, and waits for them. */
     async stop(): Promise<void> {
+      stopping.abort();
       await Promise.all(tasks.map((task) => task.stop()));
       await Promise.allSettled([...running]);
     },

@@ -79,7 +79,9 @@ test('a batched expiry revokes, audits and announces each activation exactly onc
   const { core, ids, requesters } = await running(25);
   core.advance(31);
   // Batches of 10: two full ones, then the rest — the loop's drain runs until a batch is not full.
-  expect(await untilDone((limit) => core.activations.expireDue(limit), 10)).toBe(25);
+  expect(
+    await untilDone((limit) => core.activations.expireDue(limit), new AbortController().signal, 10),
+  ).toBe(25);
   expect(await core.activations.expireDue(10)).toBe(0);
 
   const after = await tally(core, ids);
@@ -174,7 +176,9 @@ test('two replicas expiring at once in small batches never process an activation
   const replicas = [0, 1].map(() =>
     createActivationService({ db: database.db, providers: core.providers, clock: core.clock }),
   );
-  const done = await Promise.all(replicas.map((r) => untilDone((limit) => r.expireDue(limit), 7)));
+  const done = await Promise.all(
+    replicas.map((r) => untilDone((limit) => r.expireDue(limit), new AbortController().signal, 7)),
+  );
   const rest = await Promise.all(replicas.map((r) => r.expireDue(7)));
   expect([...done, ...rest].reduce((a, b) => a + b, 0)).toBe(60);
 

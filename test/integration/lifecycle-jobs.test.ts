@@ -1,8 +1,12 @@
 import { and, eq, inArray } from 'drizzle-orm';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { afterAll, beforeAll, expect, test, vi } from 'vitest';
+import { z } from 'zod';
 import { auditEvents } from '../../src/audit/audit.sql.ts';
-import { createActivationService } from '../../src/elevation/activation-service.ts';
+import { activations } from '../../src/elevation/activation.sql.ts';
+import { createActivationService, SETTLE_CONCURRENCY } from '../../src/elevation/activation-service.ts';
 import { notifications } from '../../src/elevation/notification.sql.ts';
+import type { GrantProvider } from '../../src/grants/grant-provider.ts';
+import { createProviderRegistry, PROVIDERS } from '../../src/grants/registry.ts';
 import { createCore } from '../support/core.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
 
@@ -148,3 +152,73 @@ test('three replicas expiring the same 60 activations revoke each exactly once',
     .where(and(eq(notifications.kind, 'activation_ended'), inArray(notifications.activationId, ids)));
   expect(told).toHaveLength(60);
 });
+
+/** A `recording` provider whose revokes wait until `open()`: a slow target, per replica. */
+function gatedReplica(core: ReturnType<typeof createCore>) {
+  let open = () => {};
+  const gate = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  const revoked: string[] = [];
+  const provider: GrantProvider = {
+    type: 'recording',
+    async grant() {},
+    async revoke(target) {
+      revoked.push(target.activationId);
+      await gate;
+    },
+  };
+  const providers = createProviderRegistry({
+    env: {},
+    definitions: [
+      ...PROVIDERS,
+      { type: 'recording', roleConfig: z.object({}).strict(), create: () => provider },
+    ],
+  });
+  const service = createActivationService({ db: database.db, providers, clock: core.clock });
+  return { service, revoked, open };
+}
+
+test('a replica whose batch outlasted the lease leaves rows another replica took over to it', async () => {
+  const { core, role } = await scene({ maxDuration: 60 });
+  // One row more than a replica renews and calls for at once: the last waits for the first chunk.
+  const count = SETTLE_CONCURRENCY + 1;
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const email = `slow${n}-${i}@example.com`;
+    await core.eligible(email, role);
+    const view = await core.activations.requestActivation({
+      actor: await core.person(email),
+      roleName: role,
+      durationMinutes: 30,
+    });
+    ids.push(view.activation.id);
+  }
+  core.advance(31);
+  const [a, b] = [gatedReplica(core), gatedReplica(core)];
+  // A claims them all and calls the target for the first chunk at once; the target is slow.
+  const aDone = a.service.expireDue(count);
+  await vi.waitFor(() => expect(a.revoked).toHaveLength(SETTLE_CONCURRENCY));
+  // A's lease runs out: B takes every row still `revoking` over, and is slow too.
+  core.advance(2);
+  const bDone = b.service.retryDue(count);
+  await vi.waitFor(() => expect(b.revoked).toHaveLength(SETTLE_CONCURRENCY));
+  // A's first calls return; its last row now belongs to B, so A does not call for it again.
+  a.open();
+  await aDone;
+  b.open();
+  await bDone;
+  expect(a.revoked).toHaveLength(SETTLE_CONCURRENCY);
+  const last = ids.find((id) => !a.revoked.includes(id));
+  expect(b.revoked.filter((id) => id === last)).toHaveLength(1);
+  const statuses = await database.db
+    .select({ status: activations.status })
+    .from(activations)
+    .where(inArray(activations.id, ids));
+  expect(statuses.map((s) => s.status)).toEqual(Array(count).fill('ended'));
+  const ended = await database.db
+    .select({ id: auditEvents.subjectId })
+    .from(auditEvents)
+    .where(and(eq(auditEvents.action, 'activation.ended'), inArray(auditEvents.subjectId, ids)));
+  expect(ended).toHaveLength(count);
+}, 60_000);

@@ -78,6 +78,17 @@ describe('loadConfig', () => {
     expect(problems({ PORT: '70000' })).toEqual(['config: PORT="70000": expected a port number (0-65535)']);
   });
 
+  test('the in-flight lease takes seconds or minutes, 60s by default, within 5s to 60m', () => {
+    expect(loadConfig({}).ELEVATE_IN_FLIGHT_LEASE).toBe(60_000);
+    expect(loadConfig({ ELEVATE_IN_FLIGHT_LEASE: '5s' }).ELEVATE_IN_FLIGHT_LEASE).toBe(5_000);
+    expect(loadConfig({ ELEVATE_IN_FLIGHT_LEASE: '1m30s' }).ELEVATE_IN_FLIGHT_LEASE).toBe(90_000);
+    for (const bad of ['2s', '61m', '10', 'soon']) {
+      expect(problems({ ELEVATE_IN_FLIGHT_LEASE: bad })).toEqual([
+        `config: ELEVATE_IN_FLIGHT_LEASE="${bad}": use 5s to 60m, e.g. 30s or 2m`,
+      ]);
+    }
+  });
+
   test('never echoes a value that may hold a secret', () => {
     const [line] = problems({ DATABASE_URL: 'mysql://root:hunter2@db/elevate' });
     expect(line).toBe('config: DATABASE_URL: expected a postgres:// or postgresql:// URL');
