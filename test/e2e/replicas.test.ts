@@ -120,8 +120,16 @@ test.skipIf(!POSTGRES)(
     expect([...told.entries()].filter(([, n]) => n !== 1)).toEqual([]);
     for (let i = 0; i < COUNT; i++) expect(told.get(`D${slackIdOf(i)}`), emailOf(i)).toBe(1);
 
-    // The work was shared: each replica logs its provider calls; together they made the 1,000.
-    const revokedBy = replicas.map((r) => (r.output().match(/webhook revoke: ok/g) ?? []).length);
+    // The work was shared: each replica counts its provider calls (/metrics); together they made the 1,000.
+    const revokedBy = await Promise.all(
+      replicas.map(async (r) => {
+        const metrics = await (await fetch(`${r.url}/metrics`)).text();
+        const line = /^elevate_provider_calls_total\{[^}]*op="revoke"[^}]*outcome="ok"[^}]*\} (\d+)/m.exec(
+          metrics,
+        );
+        return Number(line?.[1] ?? 0);
+      }),
+    );
     console.info(`revokes per replica: ${revokedBy.join(', ')}`);
     expect(revokedBy.reduce((a, b) => a + b, 0)).toBe(COUNT);
     expect(revokedBy.filter((n) => n > 0).length).toBeGreaterThan(1);

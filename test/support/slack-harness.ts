@@ -41,6 +41,8 @@ export interface ElevateOptions {
   env?: Record<string, string>;
   /** How long start-up may take (a new PGlite data directory is created and migrated first). */
   startTimeoutMs?: number;
+  /** The port to serve on, when the caller must know it first (PUBLIC_URL); a free one otherwise. */
+  port?: number;
 }
 
 export interface ElevateServer {
@@ -117,7 +119,7 @@ export async function startElevate(options: ElevateOptions): Promise<ElevateServ
     if (process.env.DATABASE_URL) database = await openTestDatabase();
     const policyFile = join(dir, 'policy.yaml');
     await writeFile(policyFile, options.policy);
-    const port = await freePort();
+    const port = options.port ?? (await freePort());
     const url = `http://127.0.0.1:${port}`;
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? '',

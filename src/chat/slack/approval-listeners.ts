@@ -1,9 +1,16 @@
 import type { App, BlockAction, ButtonAction } from '@slack/bolt';
-import { decisionForm, plainMessage } from '../messages.ts';
+import { decisionForm } from '../messages.ts';
 import { ACTION, BLOCK, VIEW } from './ids.ts';
 import { formValues, renderMessage, renderModal } from './render.ts';
 import { submitForm } from './requester-listeners.ts';
-import { auditRefusal, explain, type Person, personOf, type SlackContext } from './slack-context.ts';
+import {
+  answerFor,
+  auditRefusal,
+  explain,
+  type Person,
+  personOf,
+  type SlackContext,
+} from './slack-context.ts';
 import { buildApprovalCard } from './slack-delivery.ts';
 
 /**
@@ -28,14 +35,10 @@ export function registerApprovalListeners(app: App, ctx: SlackContext): void {
       }
     } catch (error) {
       await auditRefusal(ctx, person, error, 'approve', { type: 'activation', id });
-      const text = explain(ctx, error);
+      const answer = renderMessage(answerFor(ctx, error));
       if (body.response_url)
-        await respond({
-          response_type: 'ephemeral',
-          replace_original: false,
-          ...renderMessage(plainMessage(text)),
-        });
-      else await client.chat.postMessage({ channel: body.user.id, text });
+        await respond({ response_type: 'ephemeral', replace_original: false, ...answer });
+      else await client.chat.postMessage({ channel: body.user.id, ...answer });
     }
   });
 

@@ -26,6 +26,8 @@ export const ACTION = {
   approveWithComment: 'elevate_approve_comment',
   /** Approver card: deny, asks for a reason in a modal (value: activation id). */
   deny: 'elevate_deny',
+  /** Step-up answer: a link button to the one-time sign-in page (Slack still sends the click; only acked). */
+  verifyIdentity: 'elevate_verify_identity',
   /** Admin menu entries (value unused). */
   adminRoles: 'elevate_admin_roles',
   adminEligibility: 'elevate_admin_eligibility',

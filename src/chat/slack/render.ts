@@ -53,6 +53,20 @@ export function renderBlocks(blocks: Block[]): SlackBlock[] {
       case 'actions':
         out.push({ type: 'actions', elements: block.actions.map(button) });
         break;
+      case 'link':
+        out.push({
+          type: 'actions',
+          elements: [
+            {
+              type: 'button',
+              action_id: ACTION.verifyIdentity,
+              text: plain(block.label, 75),
+              url: block.url,
+              style: 'primary',
+            },
+          ],
+        });
+        break;
     }
   }
   // Slack allows 50 blocks per message; the board says so rather than failing.

@@ -6,6 +6,7 @@ import type {
   SlackActionMiddlewareArgs,
   SlackViewMiddlewareArgs,
 } from '@slack/bolt';
+import { isStepUpNeeded } from '../../elevation/step-up-service.ts';
 import { ElevateError, forbidden } from '../../errors.ts';
 import { parseCommand } from '../command-text.ts';
 import {
@@ -21,7 +22,14 @@ import {
 import { openAdminMenu } from './admin-listeners.ts';
 import { ACTION, BLOCK, COMMAND, VIEW } from './ids.ts';
 import { formValues, renderMessage, renderModal } from './render.ts';
-import { auditRefusal, explain, type Person, personOf, type SlackContext } from './slack-context.ts';
+import {
+  answerFor,
+  auditRefusal,
+  explain,
+  type Person,
+  personOf,
+  type SlackContext,
+} from './slack-context.ts';
 
 type ButtonArgs = SlackActionMiddlewareArgs<BlockAction<ButtonAction>> & AllMiddlewareArgs;
 type ViewArgs = SlackViewMiddlewareArgs & AllMiddlewareArgs;
@@ -58,9 +66,18 @@ export async function submitForm(
     ctx.track(
       running.then(async (error) => {
         if (error)
-          await args.client.chat.postMessage({ channel: args.body.user.id, text: explain(ctx, error) });
+          await args.client.chat.postMessage({
+            channel: args.body.user.id,
+            ...renderMessage(answerFor(ctx, error)),
+          });
       }),
     );
+    return;
+  }
+  if (isStepUpNeeded(first)) {
+    // The sign-in happens in the browser: the form closes, and the button arrives as a DM.
+    await args.ack();
+    await args.client.chat.postMessage({ channel: user.id, ...renderMessage(answerFor(ctx, first)) });
     return;
   }
   if (first instanceof ElevateError) {
@@ -160,8 +177,13 @@ export function registerRequesterListeners(app: App, ctx: SlackContext): void {
         }
       }
     } catch (error) {
-      await respond(ephemeral(plainMessage(explain(ctx, error))));
+      await respond(ephemeral(answerFor(ctx, error)));
     }
+  });
+
+  // A link button (Verify your identity) opens the browser; Slack still reports the click.
+  app.action(ACTION.verifyIdentity, async ({ ack }) => {
+    await ack();
   });
 
   app.event('app_home_opened', async ({ event }) => {
@@ -177,19 +199,19 @@ export function registerRequesterListeners(app: App, ctx: SlackContext): void {
     app.action<BlockAction<ButtonAction>>(actionId, async (args) => {
       await args.ack();
       const { body, action } = args;
-      const reply = async (text: string) => {
-        if (body.response_url) await args.respond(ephemeral(plainMessage(text)));
-        else await args.client.chat.postMessage({ channel: body.user.id, text });
+      const reply = async (message: Message) => {
+        if (body.response_url) await args.respond(ephemeral(message));
+        else await args.client.chat.postMessage({ channel: body.user.id, ...renderMessage(message) });
       };
       let person: Person | undefined;
       try {
         person = await personOf(ctx, body.user.id, body.user.team_id ?? body.team?.id ?? '');
         const text = await act(person, action.value ?? '', args);
-        if (text) await reply(text);
+        if (text) await reply(plainMessage(text));
         if (body.view?.type === 'home') await ctx.publishHome(body.user.id, person.principal);
       } catch (error) {
         await auditRefusal(ctx, person, error, actionId, { type: 'activation', id: action.value ?? '' });
-        await reply(explain(ctx, error));
+        await reply(answerFor(ctx, error));
       }
     });
 

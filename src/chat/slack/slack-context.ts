@@ -6,8 +6,10 @@ import { type Actor, principalActor } from '../../elevation/actor.ts';
 import type { AdminService } from '../../elevation/admin-service.ts';
 import { recordRefusal } from '../../elevation/identity-service.ts';
 import type { Principal } from '../../elevation/principal-repository.ts';
+import { isStepUpNeeded } from '../../elevation/step-up-service.ts';
 import { ElevateError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
+import { type Message, plainMessage, stepUpMessage } from '../messages.ts';
 import { type SlackIdentity, UnknownPerson } from './slack-identity.ts';
 
 /** What every Slack listener works with: the core services and the Slack-side helpers. */
@@ -46,6 +48,14 @@ export function explain(ctx: SlackContext, error: unknown): string {
   if (error instanceof ElevateError || error instanceof UnknownPerson) return error.message;
   ctx.log.error({ err: error }, 'Slack action failed');
   return 'Something went wrong on our side; please try again in a moment.';
+}
+
+/**
+ * The answer to a failed action: the *Verify your identity* button when the core waits for a
+ * step-up sign-in, otherwise `explain`'s line.
+ */
+export function answerFor(ctx: SlackContext, error: unknown): Message {
+  return isStepUpNeeded(error) ? stepUpMessage(error.link) : plainMessage(explain(ctx, error));
 }
 
 /**
