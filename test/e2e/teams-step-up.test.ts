@@ -163,4 +163,22 @@ describe('step-up MFA in Teams', () => {
     await new Promise((r) => setTimeout(r, 2_500)); // one outbox run
     expect(latest('bo', /noa@example.com/)).toBeUndefined();
   });
+
+  test('the deny dialog answers with the button; after the approver’s step-up the denial counts', async () => {
+    await elevate.say(user('noa'), 'activate vault 1h look at the audit');
+    const asked = await waitFor('noa', /Your request for \*\*vault\*\* needs a fresh sign-in/);
+    expect((await signIn('noa', verifyLink(cardOf(asked)), ['pwd', 'mfa'])).status).toBe(200);
+    const boCard = await waitFor('bo', /Requester: noa@example.com/);
+
+    const deny = button(cardOf(boCard), 'Deny');
+    const form = cardOf((await elevate.fetchTask(user('bo'), deny.data as Record<string, unknown>)).body);
+    const submitted = await elevate.submitTask(user('bo'), submission(form, { comment: 'not this week' }));
+    const dialog = cardOf(submitted.body);
+    expect(textOf(dialog)).toMatch(/^Denying this request needs a fresh sign-in with MFA/);
+    const page = await signIn('bo', verifyLink(dialog), ['pwd', 'mfa']);
+    expect(page.sentence).toBe(
+      "Identity verified: you denied noa@example.com's request for vault. You can close this page.",
+    );
+    await waitFor('noa', /was denied: not this week/);
+  });
 });
