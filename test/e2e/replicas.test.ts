@@ -120,7 +120,7 @@ test.skipIf(!POSTGRES)(
     expect([...told.entries()].filter(([, n]) => n !== 1)).toEqual([]);
     for (let i = 0; i < COUNT; i++) expect(told.get(`D${slackIdOf(i)}`), emailOf(i)).toBe(1);
 
-    // The work was shared: each replica counts its provider calls (/metrics); together they made the 1,000.
+    // Each replica counts its provider calls (/metrics); together they made the 1,000, no more.
     const revokedBy = await Promise.all(
       replicas.map(async (r) => {
         const metrics = await (await fetch(`${r.url}/metrics`)).text();
@@ -131,8 +131,9 @@ test.skipIf(!POSTGRES)(
       }),
     );
     console.info(`revokes per replica: ${revokedBy.join(', ')}`);
+    // (One replica may well take them all: a claim holds up to 1,000 due rows. Replicas contending
+    // for rows in small batches is test/integration/batch-expiry.test.ts's case.)
     expect(revokedBy.reduce((a, b) => a + b, 0)).toBe(COUNT);
-    expect(revokedBy.filter((n) => n > 0).length).toBeGreaterThan(1);
 
     const verify = await set.cli('audit', 'verify');
     expect(verify.stderr).toBe('');

@@ -58,6 +58,8 @@ export async function startTeamsElevate(options: {
   env?: Record<string, string>;
   /** Users to create in the fake tenant before the server starts: key → email (undefined: no email). */
   users: Record<string, string | undefined>;
+  /** The port to listen on (a free one by default); known up front when `PUBLIC_URL` must name it. */
+  port?: number;
 }): Promise<TeamsElevate> {
   const teams = await startFakeTeams();
   for (const [key, email] of Object.entries(options.users)) teams.addUser(key, email);
@@ -74,7 +76,7 @@ export async function startTeamsElevate(options: {
     if (process.env.DATABASE_URL) database = await openTestDatabase();
     const policyFile = join(dir, 'policy.yaml');
     await writeFile(policyFile, options.policy);
-    const port = await freePort();
+    const port = options.port ?? (await freePort());
     const url = `http://127.0.0.1:${port}`;
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? '',

@@ -6,7 +6,8 @@ import type { Action, ActionName, Block, Form, Input, Message } from '../message
  * Buttons: actions that change something are `Action.Execute` (an `adaptiveCard/action` invoke
  * whose answer replaces the card in place); actions that need a form are `Action.Submit` with
  * `msteams.type = task/fetch` (Teams opens a dialog). Inside a dialog every button and the form's
- * submit are `Action.Submit` (a `task/submit` invoke). The server trusts none of the data beyond
+ * submit are `Action.Submit` (a `task/submit` invoke). A link (the step-up's *Verify your identity*)
+ * is an `Action.OpenUrl`, in messages and dialogs alike. The server trusts none of the data beyond
  * "which thing": who may act is checked on every invoke.
  */
 
@@ -148,6 +149,13 @@ function renderBlocks(blocks: Block[], where: 'message' | 'dialog'): CardElement
         out.push(...rest);
         break;
       }
+      case 'link':
+        // Opens the browser (the step-up sign-in); nothing comes back to the bot from the click.
+        push({
+          type: 'ActionSet',
+          actions: [{ type: 'Action.OpenUrl', title: block.label, url: block.url, style: 'positive' }],
+        });
+        break;
     }
   }
   return out;

@@ -5,8 +5,10 @@ import { type Actor, principalActor } from '../../elevation/actor.ts';
 import type { AdminService } from '../../elevation/admin-service.ts';
 import { recordRefusal } from '../../elevation/identity-service.ts';
 import type { Principal } from '../../elevation/principal-repository.ts';
+import { isStepUpNeeded } from '../../elevation/step-up-service.ts';
 import { ElevateError, invalid } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
+import { type Message, plainMessage, stepUpMessage } from '../messages.ts';
 import type { Connector } from './connector.ts';
 import { joinDateTime } from './render.ts';
 import { type ActivityParty, type TeamsIdentity, UnknownPerson } from './teams-identity.ts';
@@ -54,6 +56,15 @@ export function explain(ctx: TeamsContext, error: unknown): string {
   if (error instanceof ElevateError || error instanceof UnknownPerson) return error.message;
   ctx.log.error({ err: error }, 'Teams action failed');
   return 'Something went wrong on our side; please try again in a moment.';
+}
+
+/**
+ * The message for a failure: when the core waits for a step-up, the step-up message (its link is
+ * a *Verify your identity* button once rendered); otherwise `explain`'s line.
+ */
+export function failureMessage(ctx: TeamsContext, error: unknown): Message {
+  if (isStepUpNeeded(error)) return stepUpMessage(error.link);
+  return plainMessage(explain(ctx, error));
 }
 
 /** A refused attempt (forged card data, not an approver, not an admin) changes nothing but is audited. */

@@ -1,3 +1,4 @@
+import { isStepUpNeeded } from '../../elevation/step-up-service.ts';
 import { ElevateError, forbidden } from '../../errors.ts';
 import { parseCommand } from '../command-text.ts';
 import {
@@ -19,6 +20,7 @@ import {
   type DialogSubmitData,
   dialogButton,
   dialogMessage,
+  dialogResponse,
   formDialog,
   messageResponse,
   REFRESH_VERB,
@@ -28,6 +30,7 @@ import { adminDialog, adminSubmit, notAdmin } from './teams-admin.ts';
 import {
   auditRefusal,
   explain,
+  failureMessage,
   type IncomingActivity,
   instant,
   type Person,
@@ -177,7 +180,7 @@ export function createTeamsHandlers(ctx: TeamsContext, options: { tenantId?: str
         }
       }
     } catch (error) {
-      await answer(plainMessage(explain(ctx, error)));
+      await answer(failureMessage(ctx, error));
     }
   }
 
@@ -232,6 +235,23 @@ export function createTeamsHandlers(ctx: TeamsContext, options: { tenantId?: str
       }
     } catch (error) {
       await auditRefusal(ctx, person, error, verb, { type: 'activation', id });
+      // Approve waits for a step-up: the link on top of the request, whose buttons stay for another
+      // try (a new link) should this one expire. The copy is updated in place once a decision counts.
+      if (isStepUpNeeded(error)) {
+        const { message } = await approverCard(
+          ctx.activations,
+          await ctx.activations.get(id),
+          ctx.clock(),
+          [],
+        );
+        const stepUp = failureMessage(ctx, error);
+        return cardResponse(
+          renderMessage({
+            text: stepUp.text,
+            blocks: [...stepUp.blocks, { type: 'divider' }, ...message.blocks],
+          }),
+        );
+      }
       // A click on a decided card: the card shows the outcome, with who decided first on top.
       if (verb === 'approve' && error instanceof ElevateError && error.code === 'conflict') {
         const view = await ctx.activations.get(id).catch(() => undefined);
@@ -302,7 +322,8 @@ export function createTeamsHandlers(ctx: TeamsContext, options: { tenantId?: str
     const text = (name: string) => (typeof data[name] === 'string' ? (data[name] as string) : undefined);
     // A problem the form can show: re-open it with what the person typed and the error on its field.
     const again = async (build: () => Promise<Form>, error: unknown) => {
-      if (!(error instanceof ElevateError) || error.code === 'forbidden') throw error;
+      if (!(error instanceof ElevateError) || error.code === 'forbidden' || isStepUpNeeded(error))
+        throw error;
       const shown = await build();
       const onField = error.field && shown.inputs.some((i) => i.name === error.field);
       return formDialog(shown, {
@@ -390,6 +411,9 @@ export function createTeamsHandlers(ctx: TeamsContext, options: { tenantId?: str
         type: 'activation',
         id: subject || String(data.value ?? ''),
       });
+      // A step-up needs its button, so it is a card dialog; anything else is one line.
+      if (isStepUpNeeded(error))
+        return dialogResponse('Verify your identity', renderMessage(failureMessage(ctx, error)));
       return dialogMessage(explain(ctx, error));
     }
   }

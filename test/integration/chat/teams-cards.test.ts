@@ -18,6 +18,7 @@ import {
   extensionForm,
   helpMessage,
   notificationMessage,
+  stepUpMessage,
 } from '../../../src/chat/messages.ts';
 import { renderForm, renderMessage } from '../../../src/chat/teams/render.ts';
 import { teamsCommand } from '../../../src/chat/teams/teams-delivery.ts';
@@ -25,6 +26,7 @@ import { getRoleByName, listRoles } from '../../../src/elevation/role-repository
 import { cardProblems } from '../../support/adaptive-cards.ts';
 import { createCore } from '../../support/core.ts';
 import { openTestDatabase, type TestDatabase } from '../../support/db.ts';
+import { buttons } from '../../support/teams-harness.ts';
 
 /**
  * Every message and dialog Elevate can show in Teams, rendered from real core data, through the
@@ -94,6 +96,11 @@ test('every Teams card and dialog passes the official Adaptive Cards parser', as
     approvalsMessage(await core.activations.listApprovals(bo.principalId ?? '')),
     approvalsMessage([]),
     approvalCard(pending, [active], []),
+    stepUpMessage({
+      url: 'https://elevate.example.com/auth/step-up/abc',
+      expiresAt: now,
+      purpose: { kind: 'activation', roleName: 'db', ask: {} },
+    }),
     ...KINDS.flatMap((kind) => [
       notificationMessage(kind, { role: 'db', reason: 'because', error: 'boom' }, pending, now, teamsCommand),
       notificationMessage(kind, { role: 'open' }, active, now, teamsCommand),
@@ -141,6 +148,16 @@ test('every Teams card and dialog passes the official Adaptive Cards parser', as
       }),
     ),
   ];
+  // The step-up's link is a button that opens the browser, not text.
+  const verify = cards.flatMap((c) => buttons({ ...c })).filter((b) => b.title === 'Verify your identity');
+  expect(verify).toEqual([
+    {
+      type: 'Action.OpenUrl',
+      title: 'Verify your identity',
+      url: 'https://elevate.example.com/auth/step-up/abc',
+      style: 'positive',
+    },
+  ]);
   const problems = cards.flatMap((card, i) => cardProblems(card).map((p) => `card ${i}: ${p}`));
   expect(problems).toEqual([]);
   expect(cards.length).toBeGreaterThan(90);
