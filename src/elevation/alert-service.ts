@@ -590,5 +590,38 @@ export async function saveAlertSettings(ctx: AdminContext, input: AlertSettings)
   return { lines };
 }
 
+/** An alert's name as people read it (PIM's wording where PIM has the alert). */
+export const ALERT_TITLES: Record<AlertKind, string> = {
+  frequent_activation: 'Role activated too frequently',
+  sensitive_role_unprotected: 'Sensitive role without approval or MFA',
+  stale_eligibility: 'Eligibility not used',
+  too_many_active: 'Too many active holders',
+  permanent_active: 'Permanent active assignment',
+  unmanaged_grant: 'Role assigned outside Elevate',
+  revoke_failing: 'Revoke keeps failing',
+};
+
+/** One plain sentence saying what an alert found, from its stored details. */
+export function alertSummary(a: Pick<AlertView, 'kind' | 'role' | 'subject' | 'details'>): string {
+  const d = a.details;
+  const list = (v: unknown) => (Array.isArray(v) ? v.join(', ') : '');
+  switch (a.kind) {
+    case 'frequent_activation':
+      return `${a.subject} activated ${a.role} ${String(d.activations)} times within ${String(d.within)}`;
+    case 'sensitive_role_unprotected':
+      return `${a.role} is sensitive but activates without approval and without MFA`;
+    case 'stale_eligibility':
+      return `${a.subject} has not activated ${a.role} for ${String(d.after)} or more (last: ${typeof d.lastActivated === 'string' ? d.lastActivated.slice(0, 10) : 'never'})`;
+    case 'too_many_active':
+      return `more than ${String(d.limit)} hold ${a.role} at once: ${list(d.holders)}`;
+    case 'permanent_active':
+      return `${a.role} has permanent active assignments: ${list(d.holders)}`;
+    case 'unmanaged_grant':
+      return `${a.subject} holds ${a.role} in the target with no activation in Elevate${d.revoking ? ' (the role revokes such grants)' : ''}`;
+    case 'revoke_failing':
+      return `revoking ${a.role} from ${a.subject} failed ${String(d.attempts)} times${d.error ? `: ${String(d.error)}` : ''}`;
+  }
+}
+
 /** The alert service's interface, for the surfaces and the loop. */
 export type AlertService = ReturnType<typeof createAlertService>;
