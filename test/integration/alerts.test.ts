@@ -6,7 +6,12 @@ import { createActivationService } from '../../src/elevation/activation-service.
 import { type Actor, cliActor, principalActor } from '../../src/elevation/actor.ts';
 import { createAdminService, type RoleInput } from '../../src/elevation/admin-service.ts';
 import { alerts } from '../../src/elevation/alert.sql.ts';
-import { type AlertView, createAlertService, saveAlertSettings } from '../../src/elevation/alert-service.ts';
+import {
+  type AlertView,
+  createAlertService,
+  raiseAlerts,
+  saveAlertSettings,
+} from '../../src/elevation/alert-service.ts';
 import { type AlertSettingsInput, alertSettingsSchema } from '../../src/elevation/alert-settings.ts';
 import { MINUTE_MS } from '../../src/elevation/duration.ts';
 import { notifications } from '../../src/elevation/notification.sql.ts';
@@ -405,9 +410,30 @@ describe('several evaluators', () => {
       }),
     });
     await Promise.all([s.alerts.evaluate(), twin.evaluate(), s.alerts.evaluate(), twin.evaluate()]);
+    const [open] = await s.mine();
+    expect(await s.notices()).toHaveLength(1);
+    const rows = await database.db
+      .select()
+      .from(alerts)
+      .where(eq(alerts.roleId, open?.roleId ?? ''));
+    expect(rows).toHaveLength(1);
+  });
+
+  test('without the lock, the open-alert index alone keeps concurrent raises to one alert and one notice', async () => {
+    const s = await scene();
+    const role = await getRoleByName(database.db, s.role);
+    const condition = {
+      kind: 'too_many_active' as const,
+      roleId: role.id,
+      role: s.role,
+      subject: '',
+      details: {},
+    };
+    const now = new Date('2026-06-01T09:00:00Z');
+    await Promise.all(
+      [1, 2, 3].map(() => database.db.transaction((tx) => raiseAlerts(tx, [condition], now))),
+    );
     expect(await s.mine()).toHaveLength(1);
     expect(await s.notices()).toHaveLength(1);
-    const rows = await database.db.select().from(alerts).where(eq(alerts.kind, 'sensitive_role_unprotected'));
-    expect(rows.filter((r) => r.resolvedAt === null).length).toBeGreaterThanOrEqual(1);
   });
 });
