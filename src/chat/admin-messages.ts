@@ -1,5 +1,5 @@
 import type { ActivationView } from '../elevation/activation-repository.ts';
-import type { AlertView } from '../elevation/alert-service.ts';
+import type { AlertView } from '../elevation/alert-repository.ts';
 import { formatDuration } from '../elevation/duration.ts';
 import type { Role } from '../elevation/role-repository.ts';
 import { DURATION_SETTINGS } from '../elevation/role-settings.ts';

@@ -1,7 +1,8 @@
 import type { ActivationView } from '../elevation/activation-repository.ts';
 import type { Access } from '../elevation/activation-service.ts';
 import { ALERT_KINDS } from '../elevation/alert.sql.ts';
-import { ALERT_TITLES, type AlertView, alertSummary } from '../elevation/alert-service.ts';
+import type { AlertView } from '../elevation/alert-repository.ts';
+import { ALERT_TITLES, alertSummary } from '../elevation/alert-service.ts';
 import { formatDuration, MINUTE_MS } from '../elevation/duration.ts';
 import type { Role } from '../elevation/role-repository.ts';
 import type { StepUpLink } from '../elevation/step-up-service.ts';

@@ -18,7 +18,8 @@ import {
   setAccounts,
   setAdmins,
 } from '../elevation/admin-service.ts';
-import { loadAlertSettings, saveAlertSettings } from '../elevation/alert-service.ts';
+import { loadAlertSettings } from '../elevation/alert-repository.ts';
+import { saveAlertSettings } from '../elevation/alert-service.ts';
 import { principals } from '../elevation/principal.sql.ts';
 import { recordChange } from '../elevation/record.ts';
 import { eligibilities, roles } from '../elevation/role.sql.ts';

@@ -6,12 +6,8 @@ import { createActivationService } from '../../src/elevation/activation-service.
 import { type Actor, cliActor, principalActor } from '../../src/elevation/actor.ts';
 import { createAdminService, type RoleInput } from '../../src/elevation/admin-service.ts';
 import { alerts } from '../../src/elevation/alert.sql.ts';
-import {
-  type AlertView,
-  createAlertService,
-  raiseAlerts,
-  saveAlertSettings,
-} from '../../src/elevation/alert-service.ts';
+import type { AlertView } from '../../src/elevation/alert-repository.ts';
+import { createAlertService, raiseAlerts, saveAlertSettings } from '../../src/elevation/alert-service.ts';
 import { type AlertSettingsInput, alertSettingsSchema } from '../../src/elevation/alert-settings.ts';
 import { MINUTE_MS } from '../../src/elevation/duration.ts';
 import { notifications } from '../../src/elevation/notification.sql.ts';

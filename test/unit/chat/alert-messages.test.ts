@@ -1,7 +1,7 @@
 import { expect, test } from 'vitest';
 import { alertsPage } from '../../../src/chat/admin-messages.ts';
 import { notificationMessage } from '../../../src/chat/messages.ts';
-import type { AlertView } from '../../../src/elevation/alert-service.ts';
+import type { AlertView } from '../../../src/elevation/alert-repository.ts';
 
 const stale: AlertView = {
   id: '0b3c5e52-6f0e-4a57-9d43-3a1c1a6f1e10',
