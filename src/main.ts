@@ -9,12 +9,15 @@ import { type Db, openDatabase } from './db/client.ts';
 import { createActivationService } from './elevation/activation-service.ts';
 import { SYSTEM } from './elevation/actor.ts';
 import { createAdminService } from './elevation/admin-service.ts';
+import { createAlertService } from './elevation/alert-service.ts';
+import { createReconcileService } from './elevation/reconcile-service.ts';
 import { createReminderService } from './elevation/reminder-service.ts';
 import { listRoles } from './elevation/role-repository.ts';
 import { createStepUpService } from './elevation/step-up-service.ts';
 import { createProviderRegistry, type ProviderCall } from './grants/registry.ts';
 import { createDatabaseReadiness, createHttpServer, type Route } from './http/server.ts';
 import { createNotificationDelivery } from './jobs/deliver-notifications.ts';
+import { evaluateAlertsJob } from './jobs/evaluate-alerts.ts';
 import { lifecycleJobs } from './jobs/lifecycle-jobs.ts';
 import { reconcileGrantsJob } from './jobs/reconcile-grants.ts';
 import { SCHEDULES, startScheduler } from './jobs/scheduler.ts';
@@ -55,7 +58,9 @@ export function createServices(deps: {
   });
   const admin = createAdminService({ db, providers, clock, settle: activations.settle });
   const policy = createPolicyService({ db, providers, clock, admin });
-  return { providers, activations, admin, policy, stepUps };
+  const reconcile = createReconcileService({ db, providers, clock });
+  const alerts = createAlertService({ db, providers, clock, reconcile });
+  return { providers, activations, admin, policy, stepUps, alerts };
 }
 
 /** The services of one process. */
@@ -170,6 +175,7 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
           job: reconcileGrantsJob({ db: database.db, providers: services.providers, clock: systemClock }),
           schedule: SCHEDULES.reconcile,
         },
+        { job: evaluateAlertsJob(services.alerts), schedule: SCHEDULES.alerts },
         ...(platforms.length > 0
           ? [
               {

@@ -1,8 +1,9 @@
 import type { ActivationView } from '../elevation/activation-repository.ts';
+import type { AlertView } from '../elevation/alert-repository.ts';
 import { formatDuration } from '../elevation/duration.ts';
 import type { Role } from '../elevation/role-repository.ts';
 import { DURATION_SETTINGS } from '../elevation/role-settings.ts';
-import { type Block, type Form, statusText, when } from './messages.ts';
+import { alertLine, type Block, type Form, statusText, when } from './messages.ts';
 
 /** An admin list or form shown in the admin dialog. */
 const page = (title: string, blocks: Block[]): Form => ({
@@ -233,4 +234,18 @@ export function deliveriesPage(
   return page('Failed deliveries', [
     { type: 'text', text: lines.join('\n') || 'Every notification was delivered.' },
   ]);
+}
+
+/**
+ * The open security alerts, newest first (the alert service's `list()`), each with when it was
+ * raised; an alert's action is added by the surface (ALERT_ACTIONS, value: the alert id).
+ */
+export function alertsPage(alerts: AlertView[]): Form {
+  if (alerts.length === 0) return page('Security alerts', [{ type: 'text', text: 'No open alerts.' }]);
+  return page(
+    'Security alerts',
+    alerts
+      .slice(0, 40)
+      .map((a): Block => ({ type: 'text', text: `${alertLine(a)}\nraised ${when(a.raisedAt)}` })),
+  );
 }

@@ -1,5 +1,8 @@
 import type { ActivationView } from '../elevation/activation-repository.ts';
 import type { Access } from '../elevation/activation-service.ts';
+import { ALERT_KINDS } from '../elevation/alert.sql.ts';
+import type { AlertView } from '../elevation/alert-repository.ts';
+import { ALERT_TITLES, alertSummary } from '../elevation/alert-service.ts';
 import { formatDuration, MINUTE_MS } from '../elevation/duration.ts';
 import type { Role } from '../elevation/role-repository.ts';
 import type { StepUpLink } from '../elevation/step-up-service.ts';
@@ -587,6 +590,8 @@ export function notificationMessage(
         `Your extension of *${role}* could not be applied in the target system: ${error || 'it refused'}.${end} The admins are told.`,
       );
     }
+    case 'alert_raised':
+      return alertNotice(data);
     case 'unmanaged_grant':
       return plainMessage(
         `Admin alert: *${String(data.account)}* holds *${role}* in the target system with no activation in Elevate behind it${data.revoking ? '; Elevate revokes it, as the role says' : ''}.`,
@@ -598,6 +603,26 @@ export function notificationMessage(
     default:
       return plainMessage(`${role}: ${kind.replaceAll('_', ' ')}`);
   }
+}
+
+/**
+ * An alert as one line for admins: its name in bold, then what was found. The chat surfaces add
+ * its action (value: the alert id) where ALERT_ACTIONS names one.
+ */
+export function alertLine(alert: Pick<AlertView, 'kind' | 'role' | 'subject' | 'details'>): string {
+  return `*${ALERT_TITLES[alert.kind]}*: ${alertSummary(alert)}`;
+}
+
+/** The admin notice of a newly raised alert (outbox kind `alert_raised`, data from raiseAlerts). */
+export function alertNotice(data: Record<string, unknown>): Message {
+  const kind = ALERT_KINDS.find((k) => k === data.kind);
+  if (!kind) return plainMessage(`Admin alert: ${String(data.kind)} on ${String(data.role)}`);
+  const details = (typeof data.details === 'object' && data.details ? data.details : {}) as Record<
+    string,
+    unknown
+  >;
+  const subject = typeof data.subject === 'string' ? data.subject : '';
+  return withActions(`Admin alert: ${alertLine({ kind, role: String(data.role), subject, details })}`, []);
 }
 
 const cancelAction = (id: string): Action => ({ name: 'cancel', label: 'Cancel', value: id });

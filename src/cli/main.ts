@@ -3,6 +3,12 @@ import { ConfigError } from '../config.ts';
 import { ElevateError } from '../errors.ts';
 import { errorLine } from '../log.ts';
 import { activationsListCommand, revokeCommand } from './activations-command.ts';
+import {
+  alertsEvaluateCommand,
+  alertsListCommand,
+  alertsRemoveEligibilityCommand,
+  alertsRevokeCommand,
+} from './alerts-command.ts';
 import { auditExportCommand, auditVerifyCommand } from './audit-command.ts';
 import { type Command, CommandFailure, print, UsageError } from './command.ts';
 import { migrateCommand } from './migrate-command.ts';
@@ -19,6 +25,10 @@ const COMMANDS: Command[] = [
   rolesListCommand,
   activationsListCommand,
   revokeCommand,
+  alertsListCommand,
+  alertsEvaluateCommand,
+  alertsRemoveEligibilityCommand,
+  alertsRevokeCommand,
   auditVerifyCommand,
   auditExportCommand,
 ];

@@ -2,6 +2,7 @@
 export * from '../audit/audit.sql.ts';
 export * from '../chat/chat-message.sql.ts';
 export * from '../elevation/activation.sql.ts';
+export * from '../elevation/alert.sql.ts';
 export * from '../elevation/notification.sql.ts';
 export * from '../elevation/principal.sql.ts';
 export * from '../elevation/reconcile.sql.ts';

@@ -1,10 +1,13 @@
 import { and, eq, inArray, isNull, lte, ne } from 'drizzle-orm';
 import type { Clock } from '../clock.ts';
 import type { Db, Tx } from '../db/client.ts';
+import { conflict } from '../errors.ts';
 import type { GrantProvider, GrantTarget } from '../grants/grant-provider.ts';
 import type { ProviderRegistry } from '../grants/registry.ts';
 import { activations } from './activation.sql.ts';
-import { SYSTEM } from './actor.ts';
+import { type Actor, SYSTEM } from './actor.ts';
+import { lockAlerts } from './alert-repository.ts';
+import { syncUnmanagedGrant } from './alert-service.ts';
 import { principals } from './principal.sql.ts';
 import { listAdmins, listChatIdentities } from './principal-repository.ts';
 import { reconcileFindings, reconcileLeases } from './reconcile.sql.ts';
@@ -108,11 +111,14 @@ export function createReconcileService(deps: { db: Db; providers: ProviderRegist
   }
 
   /**
-   * Stores what this run saw: new holders are reported (the unique row makes that once, even if
-   * two runs overlapped), holders that went away are closed. Returns the open findings.
+   * Stores what this run saw: new holders are reported as `unmanaged_grant` alerts (the unique row
+   * makes that once, even if two runs overlapped), holders that went away are closed with their
+   * alerts. Returns the open findings.
    */
   async function record(role: Role, unmanaged: string[], now: Date) {
     return db.transaction(async (tx) => {
+      // The alerts lock before any audit append, in the order every alert writer takes them.
+      await lockAlerts(tx);
       const open = await tx.select().from(reconcileFindings).where(eq(reconcileFindings.roleId, role.id));
       const gone = open.filter((f) => !unmanaged.includes(f.account));
       for (const finding of gone) {
@@ -120,11 +126,13 @@ export function createReconcileService(deps: { db: Db; providers: ProviderRegist
           .delete(reconcileFindings)
           .where(eq(reconcileFindings.id, finding.id))
           .returning();
-        if (closed)
-          await audit(tx, role, 'role.unmanaged_grant_resolved', now, {
-            role: role.name,
-            account: closed.account,
-          });
+        if (!closed) continue;
+        await audit(tx, role, 'role.unmanaged_grant_resolved', now, {
+          role: role.name,
+          account: closed.account,
+        });
+        const gone = { roleId: role.id, role: role.name, account: closed.account, present: false };
+        await syncUnmanagedGrant(tx, gone, now);
       }
       const known = new Set(open.map((f) => f.account));
       const fresh = unmanaged.filter((account) => !known.has(account));
@@ -137,17 +145,15 @@ export function createReconcileService(deps: { db: Db; providers: ProviderRegist
               .onConflictDoNothing()
               .returning();
       const revoking = role.settings.revokeUnmanagedGrants === true;
-      const admins = inserted.length > 0 ? await listAdmins(tx) : [];
       for (const finding of inserted) {
         const data = { role: role.name, account: finding.account, revoking };
-        await audit(
+        await audit(tx, role, 'role.unmanaged_grant_found', now, data);
+        // The admins hear of it through the alert (alert-service), as of every other alert.
+        const details = { foundAt: finding.foundAt.toISOString(), revoking };
+        await syncUnmanagedGrant(
           tx,
-          role,
-          'role.unmanaged_grant_found',
+          { roleId: role.id, role: role.name, account: finding.account, present: true, details },
           now,
-          data,
-          admins.map((a) => a.id),
-          'unmanaged_grant',
         );
       }
       return {
@@ -162,7 +168,12 @@ export function createReconcileService(deps: { db: Db; providers: ProviderRegist
    * (`accounts[type]`, as the port defines). The first failure alerts the admins; later runs try
    * again quietly while the holder stays.
    */
-  async function revoke(role: Role, provider: GrantProvider, finding: typeof reconcileFindings.$inferSelect) {
+  async function revoke(
+    role: Role,
+    provider: GrantProvider,
+    finding: typeof reconcileFindings.$inferSelect,
+    actor: Actor = SYSTEM,
+  ) {
     const now = clock();
     let error: string | null = null;
     try {
@@ -196,7 +207,9 @@ export function createReconcileService(deps: { db: Db; providers: ProviderRegist
         .returning();
       if (!updated) return;
       const data = { role: role.name, account: finding.account, error };
-      if (!error) await audit(tx, role, 'role.unmanaged_grant_revoked', now, data);
+      if (!error) await audit(tx, role, 'role.unmanaged_grant_revoked', now, data, [], undefined, actor);
+      else if (actor !== SYSTEM)
+        await audit(tx, role, 'role.unmanaged_grant_revoke_failed', now, data, [], undefined, actor);
       else if (finding.lastError === null) {
         const admins = (await listAdmins(tx)).map((a) => a.id);
         await audit(
@@ -210,7 +223,7 @@ export function createReconcileService(deps: { db: Db; providers: ProviderRegist
         );
       }
     });
-    return error === null;
+    return error;
   }
 
   /** Reconciles one role, unless its provider cannot list or another replica holds its lease. */
@@ -227,7 +240,8 @@ export function createReconcileService(deps: { db: Db; providers: ProviderRegist
     // Looked at once more just before revoking: someone may have activated the role meanwhile.
     const managed = await accountsOf(listing, role, await runningPrincipals(role.id));
     for (const finding of open) {
-      if (!managed.has(finding.account) && (await revoke(role, provider, finding))) outcome.revoked++;
+      if (!managed.has(finding.account) && (await revoke(role, provider, finding)) === null)
+        outcome.revoked++;
     }
   }
 
@@ -247,6 +261,23 @@ export function createReconcileService(deps: { db: Db; providers: ProviderRegist
       }
       if (problems.length > 0) throw new Error(`reconciliation skipped ${problems.join('; ')}`);
       return outcome;
+    },
+
+    /**
+     * An admin's *Revoke* of a grant found outside Elevate (the alert's action): taken back now
+     * through the role's provider, audited as the admin. Resolves with null once the provider
+     * confirmed, else with its error; a holder no longer reported is a conflict.
+     */
+    async revokeUnmanaged(input: { roleId: string; account: string; actor: Actor }): Promise<string | null> {
+      const [role] = await db.select().from(roles).where(eq(roles.id, input.roleId));
+      const [finding] = await db
+        .select()
+        .from(reconcileFindings)
+        .where(and(eq(reconcileFindings.roleId, input.roleId), eq(reconcileFindings.account, input.account)));
+      if (!role || !finding) throw conflict(`${input.account} is no longer reported as holding that role.`);
+      const provider = providers.get(role.providerType);
+      if (!provider) return `no grant provider "${role.providerType}" is configured`;
+      return revoke(role, provider, finding, input.actor);
     },
   };
 }
@@ -270,9 +301,10 @@ function audit(
   data: Record<string, unknown>,
   recipients: string[] = [],
   alert?: string,
+  actor: Actor = SYSTEM,
 ) {
   return recordChange(tx, {
-    actor: SYSTEM,
+    actor,
     action,
     subjectType: 'role',
     subjectId: role.name,

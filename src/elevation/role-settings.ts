@@ -52,6 +52,8 @@ const settingsShape = z
      * Slack group's permanent member), as the target names them; reconciliation leaves them be.
      */
     standingHolders: z.array(z.string().trim().min(1).max(200)).default([]),
+    /** A sensitive role must not activate without approval and without MFA (else an alert). */
+    sensitive: z.boolean().default(false),
   })
   .strict();
 

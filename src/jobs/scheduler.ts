@@ -22,6 +22,8 @@ export const SCHEDULES = {
   lifecycle: '* * * * * *',
   /** Compare each target's holders with the running activations (PIM's "assigned outside PIM"). */
   reconcile: '0 */5 * * * *',
+  /** Security alerts: raise what holds, resolve what went away (PIM scans about as often). */
+  alerts: '30 * * * * *',
 } as const;
 
 /**

@@ -2,6 +2,12 @@ import { Document, isMap, isSeq, LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { canonicalJson } from '../audit/audit-log.ts';
 import { type AccountsInput, type AssignmentInput, ROLE_NAME } from '../elevation/admin-service.ts';
+import {
+  ALERT_DURATIONS,
+  type AlertSettings,
+  alertSettingsSchema,
+  defaultAlertSettings,
+} from '../elevation/alert-settings.ts';
 import { DURATION_HINT, formatDuration, parseDuration } from '../elevation/duration.ts';
 import { DURATION_SETTINGS, type RoleSettings, roleSettingsSchema } from '../elevation/role-settings.ts';
 
@@ -33,6 +39,8 @@ export interface Policy {
   roles?: PolicyRole[];
   eligibility?: AssignmentInput[];
   activeAssignments?: AssignmentInput[];
+  /** The alert thresholds; absent: the file leaves the stored ones as they are. */
+  alerts?: AlertSettings;
 }
 
 /**
@@ -52,7 +60,11 @@ const SETTING_NAMES = Object.keys(roleSettingsSchema.in.shape) as (keyof RoleSet
 /** The one duration setting that may be zero. */
 const ZERO_ALLOWED = 'minActiveBeforeDeactivation';
 
-const TOP_KEYS = ['admins', 'principals', 'roles', 'eligibility', 'activeAssignments'];
+const TOP_KEYS = ['admins', 'principals', 'roles', 'eligibility', 'activeAssignments', 'alerts'];
+/** The alerts of the `alerts:` section and, for each, its keys. */
+const ALERT_KEYS: Record<string, string[]> = Object.fromEntries(
+  Object.entries(defaultAlertSettings()).map(([name, keys]) => [name, Object.keys(keys)]),
+);
 const ROLE_KEYS = ['name', 'description', 'scope', 'provider', 'settings'];
 const ASSIGNMENT_KEYS = ['principal', 'role', 'start', 'end', 'justification'];
 const PRINCIPAL_KEYS = ['email', 'accounts'];
@@ -229,6 +241,11 @@ export function parsePolicy(text: string, fileName: string): ParsedPolicy {
   if (eligibility) policy.eligibility = eligibility;
   const activeAssignments = each('activeAssignments', assignment);
   if (activeAssignments) policy.activeAssignments = activeAssignments;
+  if (data.alerts !== undefined) {
+    const alerts = parseAlerts(data.alerts);
+    if (alerts.settings) policy.alerts = alerts.settings;
+    found.push(...alerts.found);
+  }
   found.push(...duplicates(data));
   if (found.length === 0) return { ok: true, policy };
 
@@ -310,6 +327,8 @@ export interface PolicyDocument {
   }[];
   eligibility: AssignmentInput[];
   activeAssignments: AssignmentInput[];
+  /** Written only where they differ from the defaults. */
+  alerts?: AlertSettings;
 }
 
 /** Renders a policy as YAML in the format `parsePolicy` reads, with a header comment. */
@@ -336,6 +355,9 @@ export function renderPolicy(policy: PolicyDocument, header: string): string {
     }),
     eligibility: policy.eligibility.map(entry),
     activeAssignments: policy.activeAssignments.map(entry),
+    ...(policy.alerts && Object.keys(alertsForFile(policy.alerts)).length > 0
+      ? { alerts: alertsForFile(policy.alerts) }
+      : {}),
   });
   doc.commentBefore = ` ${header}`;
   // Short lists and one-line entries read best in flow style, as in the documented example.
@@ -360,6 +382,67 @@ export function renderPolicy(policy: PolicyDocument, header: string): string {
     }
   }
   return doc.toString({ lineWidth: 0 });
+}
+
+/**
+ * The `alerts:` section: each alert a mapping of its thresholds (durations written as `24h`, `30d`),
+ * omitted ones at their defaults; problems at their path, like the rest of the file.
+ */
+function parseAlerts(value: unknown): { settings?: AlertSettings; found: Found[] } {
+  const names = Object.keys(ALERT_KEYS);
+  if (!isRecord(value))
+    return { found: [{ path: ['alerts'], message: `must be a mapping with ${names.join(', ')}` }] };
+  const found: Found[] = [];
+  const input: Record<string, Record<string, unknown>> = {};
+  for (const [name, section] of Object.entries(value)) {
+    if (!names.includes(name)) {
+      found.push({ path: ['alerts', name], message: `is not an alert${suggest(name, names)}` });
+    } else if (!isRecord(section)) {
+      found.push({
+        path: ['alerts', name],
+        message: `must be a mapping with ${ALERT_KEYS[name]?.join(', ')}`,
+      });
+    } else {
+      const thresholds: Record<string, unknown> = {};
+      for (const [key, raw] of Object.entries(section)) {
+        const minutes = ALERT_DURATIONS.has(key) ? readDuration(raw, false) : raw;
+        if (minutes === undefined) {
+          found.push({
+            path: ['alerts', name, key],
+            message: `${describe(raw)} is not a duration (${DURATION_HINT})`,
+          });
+        } else thresholds[key] = minutes;
+      }
+      input[name] = thresholds;
+    }
+  }
+  const result = alertSettingsSchema.safeParse(input);
+  if (result.success) return { settings: result.data, found };
+  for (const issue of result.error.issues) {
+    const path = ['alerts', ...issue.path];
+    if (issue.code === 'unrecognized_keys') {
+      const known = ALERT_KEYS[String(issue.path[0])] ?? [];
+      for (const key of issue.keys)
+        found.push({ path: [...path, key], message: `is not a known key${suggest(key, known)}` });
+    } else if (!found.some((f) => f.path.join('.') === path.join('.'))) {
+      found.push({ path, message: issue.message });
+    }
+  }
+  return { found };
+}
+
+/** The thresholds a file needs to state: those that differ from the defaults, durations as `24h`. */
+export function alertsForFile(stored: AlertSettings): Record<string, Record<string, unknown>> {
+  const defaults = defaultAlertSettings() as Record<string, Record<string, unknown>>;
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const [name, keys] of Object.entries(stored as Record<string, Record<string, unknown>>)) {
+    for (const [key, value] of Object.entries(keys)) {
+      if (canonicalJson(value) === canonicalJson(defaults[name]?.[key])) continue;
+      out[name] ??= {};
+      out[name][key] = ALERT_DURATIONS.has(key) && typeof value === 'number' ? formatDuration(value) : value;
+    }
+  }
+  return out;
 }
 
 function readDuration(value: unknown, zeroAllowed: boolean): number | undefined {

@@ -18,6 +18,8 @@ import {
   setAccounts,
   setAdmins,
 } from '../elevation/admin-service.ts';
+import { loadAlertSettings } from '../elevation/alert-repository.ts';
+import { saveAlertSettings } from '../elevation/alert-service.ts';
 import { principals } from '../elevation/principal.sql.ts';
 import { recordChange } from '../elevation/record.ts';
 import { eligibilities, roles } from '../elevation/role.sql.ts';
@@ -40,7 +42,7 @@ export type ApplyResult =
   | { ok: true; changes: string[]; applied: boolean };
 
 /** The sections of a policy file, in the order the diff lists them. */
-type Section = 'admins' | 'principals' | 'roles' | 'eligibility' | 'activeAssignments';
+type Section = 'admins' | 'principals' | 'roles' | 'eligibility' | 'activeAssignments' | 'alerts';
 
 /** What running a file's operations gave: the diff by section, the refusals, what to settle after commit. */
 interface Run {
@@ -178,6 +180,7 @@ export function createPolicyService(deps: {
         })),
         eligibility: (await currentEligibilities(deps.db, now)).map(entry),
         activeAssignments: (await currentAssignments(deps.db, now)).map(entry),
+        alerts: await loadAlertSettings(deps.db),
       },
       `Elevate policy, exported ${now.toISOString()}. Apply with: elevate apply -f <this file>`,
     );
@@ -199,7 +202,7 @@ export const noChangesMessage = (fileName: string) => `No changes: the database 
  */
 async function runFile(ctx: AdminContext, file: FileView): Promise<Run> {
   const run: Run = {
-    lines: { admins: [], principals: [], roles: [], eligibility: [], activeAssignments: [] },
+    lines: { admins: [], principals: [], roles: [], eligibility: [], activeAssignments: [], alerts: [] },
     problems: [],
     settle: [],
   };
@@ -281,6 +284,8 @@ async function runFile(ctx: AdminContext, file: FileView): Promise<Run> {
   );
 
   for (const role of archived) await step('roles', 'roles', (c) => archiveRole(c, role.name));
+  const thresholds = policy.alerts;
+  if (thresholds) await step('alerts', 'alerts', (c) => saveAlertSettings(c, thresholds));
   return run;
 }
 
@@ -339,6 +344,7 @@ const diffOf = (run: Run) => [
   ...run.lines.roles,
   ...run.lines.eligibility,
   ...run.lines.activeAssignments,
+  ...run.lines.alerts,
 ];
 
 function countChanges(lines: string[]) {

@@ -14,6 +14,8 @@ test('migrations create every table from empty', async () => {
   );
   expect(tables.map((t) => t.table_name)).toEqual([
     'activations',
+    'alert_settings',
+    'alerts',
     'audit_events',
     'chat_identities',
     'chat_messages',

@@ -84,11 +84,14 @@ async function scene(provider: RoleInput['provider'], settings: RoleInput['setti
         .where(eq(auditEvents.subjectId, role))
         .orderBy(auditEvents.seq)
     ).filter((e) => e.action.startsWith('role.unmanaged'));
-  /** The admin alerts about unmanaged grants of this role. */
-  const alerts = async (kind = 'unmanaged_grant') =>
-    (await database.db.select().from(notifications).where(eq(notifications.kind, kind))).filter(
-      (row) => row.data.role === role,
-    );
+  /** The admin notices about unmanaged grants of this role: `unmanaged_grant` alerts raised, or the `kind` given. */
+  const alerts = async (kind?: string) =>
+    (
+      await database.db
+        .select()
+        .from(notifications)
+        .where(eq(notifications.kind, kind ?? 'alert_raised'))
+    ).filter((row) => row.data.role === role && (kind !== undefined || row.data.kind === 'unmanaged_grant'));
   /** The next tick of the 5-minute schedule. */
   const nextRun = () => {
     core.advance(5);
@@ -147,7 +150,7 @@ describe('reconcile: postgres role membership on the real server', () => {
     expect(await s.nextRun()).toMatchObject({ found: 1, revoked: 1 });
     expect(await isMember(group, mallory)).toBe(false);
     expect(await isMember(group, dee)).toBe(true); // the running activation keeps its grant
-    expect(await s.alerts()).toMatchObject([{ data: { account: mallory, revoking: true } }]);
+    expect(await s.alerts()).toMatchObject([{ data: { subject: mallory, details: { revoking: true } } }]);
     await s.nextRun();
     expect((await s.events()).map((e) => e.action)).toEqual([
       'role.unmanaged_grant_found',
@@ -192,7 +195,7 @@ describe('reconcile: entra-group through the fake Graph', () => {
     graph.addMember(group, eve.id);
 
     await s.nextRun();
-    expect(await s.alerts()).toMatchObject([{ data: { account: eve.id, revoking: false } }]);
+    expect(await s.alerts()).toMatchObject([{ data: { subject: eve.id, details: { revoking: false } } }]);
     expect(graph.members(group).sort()).toEqual([dee.id, eve.id].sort());
 
     await s.core.admin.saveRole(s.core.cli, {
@@ -227,7 +230,7 @@ describe('reconcile: slack-usergroup through the fake Slack API', () => {
     slack.usergroups.get('S0ONCALL')?.users.push('U0EVE');
 
     expect(await s.nextRun()).toMatchObject({ found: 1, revoked: 1 });
-    expect(await s.alerts()).toMatchObject([{ data: { account: 'U0EVE' } }]);
+    expect(await s.alerts()).toMatchObject([{ data: { subject: 'U0EVE' } }]);
     expect(slack.usergroups.get('S0ONCALL')?.users).toEqual(['U0ANA', 'U0DEE']);
   });
 

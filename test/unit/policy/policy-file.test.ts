@@ -206,10 +206,10 @@ eligibility:
 
   test('an empty file or one that is not a mapping is refused', () => {
     expect(problems('')).toEqual([
-      'policy.yaml: is empty; write at least one of admins, principals, roles, eligibility, activeAssignments',
+      'policy.yaml: is empty; write at least one of admins, principals, roles, eligibility, activeAssignments, alerts',
     ]);
     expect(problems('- ana@example.com')).toEqual([
-      'policy.yaml: must be a mapping with admins, principals, roles, eligibility, activeAssignments',
+      'policy.yaml: must be a mapping with admins, principals, roles, eligibility, activeAssignments, alerts',
     ]);
   });
 });
@@ -277,5 +277,50 @@ describe('renderPolicy', () => {
         },
       ],
     });
+  });
+});
+
+describe('alerts', () => {
+  test('thresholds are read with durations, the rest at their defaults, and written back where they differ', () => {
+    const policy = parsed(`
+alerts:
+  frequentActivation: { activations: 3, within: 12h }
+  staleEligibility: { after: 60d }
+  unmanagedGrant: { enabled: false }
+`);
+    expect(policy.alerts?.frequentActivation).toEqual({ enabled: true, activations: 3, within: 720 });
+    expect(policy.alerts?.staleEligibility.after).toBe(60 * 1440);
+    expect(policy.alerts?.unmanagedGrant.enabled).toBe(false);
+    expect(policy.alerts?.tooManyActive).toEqual({ enabled: true, holders: 3 });
+    const text = renderPolicy(
+      {
+        admins: [],
+        principals: [],
+        roles: [],
+        eligibility: [],
+        activeAssignments: [],
+        alerts: policy.alerts,
+      },
+      'test',
+    );
+    expect(parsed(text).alerts).toEqual(policy.alerts);
+    expect(text).toContain('within: 12h');
+    expect(text).not.toContain('tooManyActive');
+  });
+
+  test('problems name the alert and key, in the order of the file', () => {
+    expect(
+      problems(`admins: []
+alerts:
+  frequentActivation: { activations: 1, within: soon }
+  staleEligibilty: { after: 30d }
+  tooManyActive: { holder: 2 }
+`),
+    ).toEqual([
+      'alerts.frequentActivation.within: "soon" is not a duration (use 30m, 8h, 2d or ISO 8601)',
+      'alerts.frequentActivation.activations: Too small: expected number to be >=2',
+      'alerts.staleEligibilty: is not an alert (did you mean staleEligibility?)',
+      'alerts.tooManyActive.holder: is not a known key (did you mean holders?)',
+    ]);
   });
 });

@@ -1,0 +1,110 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { openTestDatabase, type TestDatabase } from '../support/db.ts';
+
+const BIN = new URL('../../bin/elevate.js', import.meta.url).pathname;
+
+// As in cli.test.ts: on PostgreSQL a database of this file's own, on PGlite a data directory
+// that only the child processes open.
+let database: TestDatabase | undefined;
+let dir: string;
+let dbEnv: Record<string, string>;
+
+/** Runs `elevate args…` as a child process with a clean environment. */
+function elevate(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { PATH: process.env.PATH ?? '', HOME: dir, NODE_ENV: 'test', ...dbEnv },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Writes a policy with a sensitive role (`payroll`, MFA as given) and a guarded one, and applies it. */
+async function applyPolicy(payrollMfa: boolean, alerts = '') {
+  const file = join(dir, 'policy.yaml');
+  await writeFile(
+    file,
+    `admins: [ana@example.com]
+roles:
+  - { name: payroll, provider: { type: none }, settings: { sensitive: true, requireMfa: ${payrollMfa} } }
+  - { name: vault, provider: { type: none }, settings: { sensitive: true, requireApproval: true } }
+${alerts}`,
+  );
+  return elevate(['apply', '-f', file]);
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'elevate-cli-alerts-'));
+  if (process.env.DATABASE_URL) {
+    database = await openTestDatabase();
+    dbEnv = { DATABASE_URL: database.url ?? '' };
+  } else {
+    dbEnv = { ELEVATE_DATA_DIR: join(dir, 'data') };
+  }
+  const migrated = await elevate(['migrate']);
+  expect(migrated.code).toBe(0);
+}, 120_000);
+
+afterAll(async () => {
+  await database?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+test('alerts are raised, listed, de-duplicated and resolved from the command line', async () => {
+  expect((await elevate(['alerts', 'list'])).stdout).toBe('no open alerts\n');
+
+  const applied = await applyPolicy(false, 'alerts:\n  tooManyActive: { holders: 5 }\n');
+  expect(applied.stderr).toBe('');
+  expect(applied.stdout).toContain('~ alerts: tooManyActive.holders 3 → 5');
+
+  expect((await elevate(['alerts', 'evaluate'])).stdout).toBe('1 alert(s) raised, 0 resolved\n');
+  expect((await elevate(['alerts', 'evaluate'])).stdout).toBe('0 alert(s) raised, 0 resolved\n');
+  const listed = await elevate(['alerts', 'list']);
+  expect(listed.code).toBe(0);
+  const [header, row, ...more] = listed.stdout.trimEnd().split('\n');
+  expect(header).toMatch(/^ID +ALERT +ROLE +RAISED +WHAT$/);
+  expect(more).toEqual([]);
+  expect(row).toContain('Sensitive role without approval or MFA');
+  expect(row).toContain('payroll is sensitive but activates without approval and without MFA');
+  const id = row?.split(' ')[0] ?? '';
+
+  // The role now requires MFA: the next pass resolves the alert.
+  expect((await applyPolicy(true)).code).toBe(0);
+  expect((await elevate(['alerts', 'evaluate'])).stdout).toBe('0 alert(s) raised, 1 resolved\n');
+  expect((await elevate(['alerts', 'list'])).stdout).toBe('no open alerts\n');
+  const all = await elevate(['alerts', 'list', '--all']);
+  expect(all.stdout).toMatch(/RESOLVED/);
+  expect(all.stdout).toMatch(new RegExp(`^${id} .* by system`, 'm'));
+
+  // Actions on it: one clear line each, never a stack trace.
+  const resolved = await elevate(['alerts', 'revoke', id]);
+  expect(resolved.code).toBe(1);
+  expect(resolved.stderr).toMatch(/^elevate: This alert was already resolved by system at \S+\.\n$/);
+  const unknown = await elevate(['alerts', 'remove-eligibility', 'nope']);
+  expect([unknown.code, unknown.stderr]).toEqual([1, 'elevate: There is no alert with id nope.\n']);
+  const missing = await elevate(['alerts', 'revoke']);
+  expect([missing.code, missing.stderr]).toEqual([
+    2,
+    'elevate alerts revoke: missing the alert id (see elevate alerts revoke --help)\n',
+  ]);
+}, 120_000);
+
+test('a bad threshold in the policy file is one line naming it, and nothing is applied', async () => {
+  const run = await applyPolicy(false, 'alerts:\n  staleEligibility: { after: soon }\n');
+  expect(run.code).toBe(1);
+  expect(run.stderr).toContain('alerts.staleEligibility.after: "soon" is not a duration');
+}, 60_000);

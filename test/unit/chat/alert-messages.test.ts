@@ -1,0 +1,45 @@
+import { expect, test } from 'vitest';
+import { alertsPage } from '../../../src/chat/admin-messages.ts';
+import { notificationMessage } from '../../../src/chat/messages.ts';
+import type { AlertView } from '../../../src/elevation/alert-repository.ts';
+
+const stale: AlertView = {
+  id: '0b3c5e52-6f0e-4a57-9d43-3a1c1a6f1e10',
+  kind: 'stale_eligibility',
+  roleId: 'r',
+  role: 'prod-db',
+  subject: 'dee@example.com',
+  details: { lastActivated: null, eligibleSince: '2026-01-01T00:00:00.000Z', after: '30d' },
+  raisedAt: new Date('2026-06-01T09:00:00Z'),
+  resolvedAt: null,
+  resolvedBy: null,
+};
+
+test('the admin notice of a raised alert names it and says what was found', () => {
+  const { id, raisedAt, resolvedAt, resolvedBy, roleId, ...data } = stale;
+  const message = notificationMessage('alert_raised', { alertId: id, ...data }, undefined, raisedAt);
+  expect(message.text).toBe(
+    'Admin alert: Eligibility not used: dee@example.com has not activated prod-db for 30d or more (last: never)',
+  );
+  const unmanaged = notificationMessage(
+    'alert_raised',
+    { kind: 'unmanaged_grant', role: 'ops', subject: 'U0EVE', details: { revoking: true } },
+    undefined,
+    raisedAt,
+  );
+  expect(unmanaged.text).toBe(
+    'Admin alert: Role assigned outside Elevate: U0EVE holds ops in the target with no activation in Elevate (the role revokes such grants)',
+  );
+});
+
+test('the alert list shows each open alert with when it was raised, or says there is none', () => {
+  const page = alertsPage([stale]);
+  expect(page.title).toBe('Security alerts');
+  expect(page.blocks).toEqual([
+    {
+      type: 'text',
+      text: '*Eligibility not used*: dee@example.com has not activated prod-db for 30d or more (last: never)\nraised 2026-06-01 09:00 UTC',
+    },
+  ]);
+  expect(alertsPage([]).blocks).toEqual([{ type: 'text', text: 'No open alerts.' }]);
+});
