@@ -23,11 +23,12 @@ import {
   roleForm,
   rolesPage,
 } from '../admin-messages.ts';
+import { auditRefusal, explain } from '../answers.ts';
 import type { Form } from '../messages.ts';
 import { ACTION, BLOCK, VIEW } from './ids.ts';
 import { formValues, renderModal } from './render.ts';
 import { submitForm } from './requester-listeners.ts';
-import { auditRefusal, explain, type Person, personOf, type SlackContext } from './slack-context.ts';
+import { type Person, personOf, type SlackContext } from './slack-context.ts';
 
 type ButtonArgs = SlackActionMiddlewareArgs<BlockAction<ButtonAction>> & AllMiddlewareArgs;
 

@@ -1,16 +1,10 @@
 import type { App, BlockAction, ButtonAction } from '@slack/bolt';
+import { auditRefusal, explain, failureMessage } from '../answers.ts';
 import { decisionForm } from '../messages.ts';
 import { ACTION, BLOCK, VIEW } from './ids.ts';
 import { formValues, renderMessage, renderModal } from './render.ts';
 import { submitForm } from './requester-listeners.ts';
-import {
-  answerFor,
-  auditRefusal,
-  explain,
-  type Person,
-  personOf,
-  type SlackContext,
-} from './slack-context.ts';
+import { type Person, personOf, type SlackContext } from './slack-context.ts';
 import { buildApprovalCard } from './slack-delivery.ts';
 
 /**
@@ -35,7 +29,7 @@ export function registerApprovalListeners(app: App, ctx: SlackContext): void {
       }
     } catch (error) {
       await auditRefusal(ctx, person, error, 'approve', { type: 'activation', id });
-      const answer = renderMessage(answerFor(ctx, error));
+      const answer = renderMessage(failureMessage(ctx, error));
       if (body.response_url)
         await respond({ response_type: 'ephemeral', replace_original: false, ...answer });
       else await client.chat.postMessage({ channel: body.user.id, ...answer });

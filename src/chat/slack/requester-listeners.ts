@@ -8,6 +8,7 @@ import type {
 } from '@slack/bolt';
 import { isStepUpNeeded } from '../../elevation/step-up-service.ts';
 import { ElevateError, forbidden } from '../../errors.ts';
+import { auditRefusal, explain, failureMessage } from '../answers.ts';
 import { parseCommand } from '../command-text.ts';
 import {
   activationForm,
@@ -22,14 +23,7 @@ import {
 import { openAdminMenu } from './admin-listeners.ts';
 import { ACTION, BLOCK, COMMAND, VIEW } from './ids.ts';
 import { formValues, renderMessage, renderModal } from './render.ts';
-import {
-  answerFor,
-  auditRefusal,
-  explain,
-  type Person,
-  personOf,
-  type SlackContext,
-} from './slack-context.ts';
+import { type Person, personOf, type SlackContext } from './slack-context.ts';
 
 type ButtonArgs = SlackActionMiddlewareArgs<BlockAction<ButtonAction>> & AllMiddlewareArgs;
 type ViewArgs = SlackViewMiddlewareArgs & AllMiddlewareArgs;
@@ -68,7 +62,7 @@ export async function submitForm(
         if (error)
           await args.client.chat.postMessage({
             channel: args.body.user.id,
-            ...renderMessage(answerFor(ctx, error)),
+            ...renderMessage(failureMessage(ctx, error)),
           });
       }),
     );
@@ -77,7 +71,7 @@ export async function submitForm(
   if (isStepUpNeeded(first)) {
     // The sign-in happens in the browser: the form closes, and the button arrives as a DM.
     await args.ack();
-    await args.client.chat.postMessage({ channel: user.id, ...renderMessage(answerFor(ctx, first)) });
+    await args.client.chat.postMessage({ channel: user.id, ...renderMessage(failureMessage(ctx, first)) });
     return;
   }
   if (first instanceof ElevateError) {
@@ -177,7 +171,7 @@ export function registerRequesterListeners(app: App, ctx: SlackContext): void {
         }
       }
     } catch (error) {
-      await respond(ephemeral(answerFor(ctx, error)));
+      await respond(ephemeral(failureMessage(ctx, error)));
     }
   });
 
@@ -211,7 +205,7 @@ export function registerRequesterListeners(app: App, ctx: SlackContext): void {
         if (body.view?.type === 'home') await ctx.publishHome(body.user.id, person.principal);
       } catch (error) {
         await auditRefusal(ctx, person, error, actionId, { type: 'activation', id: action.value ?? '' });
-        await reply(answerFor(ctx, error));
+        await reply(failureMessage(ctx, error));
       }
     });
 

@@ -7,12 +7,10 @@ import {
   listChatIdentities,
   type Principal,
 } from '../../elevation/principal-repository.ts';
+import { UnknownPerson } from '../answers.ts';
 
 /** How long a Slack user's email is trusted before `users.info` is asked again. */
 const EMAIL_TTL_MS = 10 * 60_000;
-
-/** Why a Slack user cannot act: shown to them as it is. */
-export class UnknownPerson extends Error {}
 
 /**
  * Slack users ↔ principals. Slack vouches for the email (`users.info`, scope users:read.email);

@@ -15,9 +15,10 @@ import {
   roleForm,
   rolesPage,
 } from '../admin-messages.ts';
+import { auditRefusal } from '../answers.ts';
 import type { Form } from '../messages.ts';
 import { type DialogSubmitData, dialogMessage, dialogResponse, formDialog, renderForm } from './render.ts';
-import { auditRefusal, instant, type Person, type TeamsContext } from './teams-context.ts';
+import { instant, type Person, type TeamsContext } from './teams-context.ts';
 
 /** The refusal every non-admin gets in an admin dialog. */
 export const notAdmin = () =>

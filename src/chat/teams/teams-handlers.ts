@@ -1,5 +1,6 @@
 import { isStepUpNeeded } from '../../elevation/step-up-service.ts';
 import { ElevateError, forbidden } from '../../errors.ts';
+import { auditRefusal, explain, failureMessage, UnknownPerson } from '../answers.ts';
 import { parseCommand } from '../command-text.ts';
 import {
   activationForm,
@@ -27,18 +28,9 @@ import {
   renderMessage,
 } from './render.ts';
 import { adminDialog, adminSubmit, notAdmin } from './teams-admin.ts';
-import {
-  auditRefusal,
-  explain,
-  failureMessage,
-  type IncomingActivity,
-  instant,
-  type Person,
-  personOf,
-  type TeamsContext,
-} from './teams-context.ts';
+import { type IncomingActivity, instant, type Person, personOf, type TeamsContext } from './teams-context.ts';
 import { approverCard, teamsCommand } from './teams-delivery.ts';
-import { tenantOf, UnknownPerson } from './teams-identity.ts';
+import { tenantOf } from './teams-identity.ts';
 
 /** What a handler answers: the invoke response body, or nothing for plain activities. */
 type Answer = unknown;

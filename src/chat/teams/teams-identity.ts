@@ -4,13 +4,11 @@ import type { Db } from '../../db/client.ts';
 import { linkChatIdentity } from '../../elevation/identity-service.ts';
 import { chatIdentities } from '../../elevation/principal.sql.ts';
 import { findPrincipalByEmail, type Principal } from '../../elevation/principal-repository.ts';
+import { UnknownPerson } from '../answers.ts';
 import type { Connector, TeamsMember } from './connector.ts';
 
 /** How long a Teams user's email is trusted before the connector is asked again. */
 const EMAIL_TTL_MS = 10 * 60_000;
-
-/** Why a Teams user cannot act: shown to them as it is. */
-export class UnknownPerson extends Error {}
 
 /**
  * How to reach a Teams user later, kept on their chat identity: their Teams user id (`29:…`), the

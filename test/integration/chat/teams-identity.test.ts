@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { UnknownPerson } from '../../../src/chat/answers.ts';
 import type { Connector, TeamsMember } from '../../../src/chat/teams/connector.ts';
-import { createTeamsIdentity, UnknownPerson } from '../../../src/chat/teams/teams-identity.ts';
+import { createTeamsIdentity } from '../../../src/chat/teams/teams-identity.ts';
 import { linkChatIdentity } from '../../../src/elevation/identity-service.ts';
 import { openTestDatabase, type TestDatabase } from '../../support/db.ts';
 
