@@ -10,6 +10,8 @@
  *   the main thread (WASM and the JS it calls back).
  *
  * BENCH_PROBE_SQL=1 adds the statements by SQL text (the protocol's Parse or Query message).
+ * BENCH_PROBE_PROFILE=<dir> writes a V8 CPU profile per interval between two signals
+ * (`phase-<n>.cpuprofile`), so a profile shows one phase of load and not the start-up.
  *
  * On SIGUSR2 it appends one JSON line with everything since the previous signal to
  * BENCH_PROBE_FILE and starts over. BENCH_PROBE_YIELD is an experiment, not a measurement of
@@ -18,8 +20,9 @@
  * `message` does so before every protocol message (about six per statement).
  */
 import { subscribe } from 'node:diagnostics_channel';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Session } from 'node:inspector/promises';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 
 const file = process.env.BENCH_PROBE_FILE;
@@ -119,8 +122,25 @@ try {
   pglite = `not instrumented (${error instanceof Error ? error.message : String(error)})`;
 }
 
+/** BENCH_PROBE_PROFILE: one CPU profile per interval between signals. */
+const profileDir = process.env.BENCH_PROBE_PROFILE;
+const profiler = profileDir ? new Session() : undefined;
+let profiles = 0;
+if (profiler) {
+  profiler.connect();
+  await profiler.post('Profiler.enable');
+  await profiler.post('Profiler.start');
+}
+async function nextProfile(): Promise<void> {
+  if (!profiler) return;
+  const { profile } = await profiler.post('Profiler.stop');
+  writeFileSync(`${profileDir}/phase-${profiles++}.cpuprofile`, JSON.stringify(profile));
+  await profiler.post('Profiler.start');
+}
+
 let since = performance.now();
 process.on('SIGUSR2', () => {
+  nextProfile().catch((error: unknown) => console.error('probe: profile failed', error));
   const now = performance.now();
   const sorted = acks.sort((a, b) => a - b);
   const at = (q: number) => sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)] ?? null;

@@ -24,7 +24,8 @@
  * Environment: BENCH_RATES (default 50,100,200), BENCH_SECONDS per rate (10), BENCH_WARMUP_SECONDS
  * (3, discarded), BENCH_USERS (200), BENCH_ROLES (5), BENCH_KINDS (board,modalCommand,modalClick:
  * the mix), BENCH_CPU_PROF (a directory: the Elevate child writes a V8 CPU profile there at exit),
- * BENCH_PROBE_SQL=1 (PGlite statements by SQL text), BENCH_PROBE_YIELD (an experiment on the
+ * BENCH_PROBE_SQL=1 (PGlite statements by SQL text), BENCH_PROBE_PROFILE (a directory: a CPU profile
+ * of the Elevate child per phase, phase-<n>.cpuprofile in the order the phases ran), BENCH_PROBE_YIELD (an experiment on the
  * server, see probe.ts).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -153,6 +154,9 @@ export async function runSlackBench(): Promise<void> {
     BENCH_PROBE_FILE: join(probeDir, `${name}.jsonl`),
     ...(process.env.BENCH_PROBE_YIELD ? { BENCH_PROBE_YIELD: process.env.BENCH_PROBE_YIELD } : {}),
     ...(process.env.BENCH_PROBE_SQL ? { BENCH_PROBE_SQL: process.env.BENCH_PROBE_SQL } : {}),
+    ...(process.env.BENCH_PROBE_PROFILE && name === 'elevate'
+      ? { BENCH_PROBE_PROFILE: process.env.BENCH_PROBE_PROFILE }
+      : {}),
   });
   const elevate = await startElevate({
     policy: policy(),
