@@ -58,6 +58,7 @@ export async function openDatabase(options: { databaseUrl?: string; dataDir: str
     release();
     throw error;
   });
+  yieldBeforeEachMessage(client);
   const db = drizzlePglite(client, { schema, casing: 'snake_case' }) as unknown as Db;
   return {
     db,
@@ -67,6 +68,22 @@ export async function openDatabase(options: { databaseUrl?: string; dataDir: str
       await client.close();
       release();
     },
+  };
+}
+
+/**
+ * PGlite runs in this thread: each protocol message (parse, bind, execute… of one statement) runs
+ * synchronously, WASM without I/O, and a query's messages would run back to back with the next
+ * query's. Waiting for a turn of the event loop before each message lets what arrived meanwhile
+ * (a Slack request to ack, an answer from the Web API) run in between, so the server stays
+ * responsive under database work; the database does not get faster. PGlite runs one query (or
+ * transaction) at a time, so at most one message is pending here at once.
+ */
+function yieldBeforeEachMessage(client: PGlite): void {
+  const raw = client.execProtocolRaw.bind(client);
+  client.execProtocolRaw = async (message, options) => {
+    await new Promise((resolve) => setImmediate(resolve));
+    return raw(message, options);
   };
 }
 
