@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PGlite } from '@electric-sql/pglite';
+import type { PGlite } from '@electric-sql/pglite';
 import type { ExtractTablesWithRelations } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
@@ -9,6 +9,7 @@ import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
 import postgres from 'postgres';
+import { startPgliteThread } from './pglite-thread.ts';
 import * as schema from './schema.ts';
 
 type Schema = typeof schema;
@@ -54,36 +55,22 @@ export async function openDatabase(options: { databaseUrl?: string; dataDir: str
     };
   }
   const release = options.dataDir.startsWith('memory://') ? () => {} : lockDataDir(options.dataDir);
-  const client = await PGlite.create(options.dataDir).catch((error: unknown) => {
+  // In a worker thread: PGlite's statements run synchronously, and on this thread they would hold
+  // up every request (ack, Slack calls) for as long as they run.
+  const client = await startPgliteThread(options.dataDir).catch((error: unknown) => {
     release();
     throw error;
   });
-  yieldBeforeEachMessage(client);
-  const db = drizzlePglite(client, { schema, casing: 'snake_case' }) as unknown as Db;
+  const asPglite = client as unknown as PGlite;
+  const db = drizzlePglite(asPglite, { schema, casing: 'snake_case' }) as unknown as Db;
   return {
     db,
     kind: 'pglite',
-    migrate: () => migratePglite(drizzlePglite(client), { migrationsFolder: MIGRATIONS_FOLDER }),
+    migrate: () => migratePglite(drizzlePglite(asPglite), { migrationsFolder: MIGRATIONS_FOLDER }),
     close: async () => {
       await client.close();
       release();
     },
-  };
-}
-
-/**
- * PGlite runs in this thread: each protocol message (parse, bind, execute… of one statement) runs
- * synchronously, WASM without I/O, and a query's messages would run back to back with the next
- * query's. Waiting for a turn of the event loop before each message lets what arrived meanwhile
- * (a Slack request to ack, an answer from the Web API) run in between, so the server stays
- * responsive under database work; the database does not get faster. PGlite runs one query (or
- * transaction) at a time, so at most one message is pending here at once.
- */
-function yieldBeforeEachMessage(client: PGlite): void {
-  const raw = client.execProtocolRaw.bind(client);
-  client.execProtocolRaw = async (message, options) => {
-    await new Promise((resolve) => setImmediate(resolve));
-    return raw(message, options);
   };
 }
 
