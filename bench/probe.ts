@@ -5,19 +5,18 @@
  * - the event loop's delay (how late a 1 ms timer fires: how long the loop was kept busy);
  * - server-side ack time: from the request's headers being parsed to the response's end
  *   (`http.server.request.start` → `http.server.response.finish` diagnostics channels);
- * - PGlite, when the process uses it: statements run, protocol messages sent (PGlite takes each
- *   in one `execProtocolRawSync` call) and the time spent inside those calls, synchronously on
- *   the main thread (WASM and the JS it calls back).
+ * - PGlite, when the process runs it on its main thread: statements run, protocol messages sent
+ *   (PGlite takes each in one `execProtocolRawSync` call) and the time spent inside those calls
+ *   (WASM and the JS it calls back). Elevate runs PGlite in a worker thread (src/db/pglite-thread.ts),
+ *   which this probe does not see: there the counts stay 0, and the server's CPU (from /proc, all
+ *   threads) is what tells the database's cost.
  *
  * BENCH_PROBE_SQL=1 adds the statements by SQL text (the protocol's Parse or Query message).
  * BENCH_PROBE_PROFILE=<dir> writes a V8 CPU profile per interval between two signals
  * (`phase-<n>.cpuprofile`), so a profile shows one phase of load and not the start-up.
  *
  * On SIGUSR2 it appends one JSON line with everything since the previous signal to
- * BENCH_PROBE_FILE and starts over. BENCH_PROBE_YIELD is an experiment, not a measurement of
- * Elevate as shipped: `statement` makes every PGlite statement first wait for a turn of the event
- * loop (setImmediate), so requests that arrived meanwhile are read and acked between statements;
- * `message` does so before every protocol message (about six per statement).
+ * BENCH_PROBE_FILE and starts over.
  */
 import { subscribe } from 'node:diagnostics_channel';
 import { appendFileSync, writeFileSync } from 'node:fs';
@@ -82,7 +81,6 @@ try {
   };
   const proto = PGlite.prototype as Record<string, (...args: unknown[]) => unknown>;
   const rawSync = proto.execProtocolRawSync;
-  const raw = proto.execProtocolRaw;
   if (typeof rawSync === 'function') {
     pglite = 'instrumented';
     proto.execProtocolRawSync = function (this: unknown, ...args: unknown[]) {
@@ -104,18 +102,6 @@ try {
           bySql.set(key, entry);
         }
       }
-    };
-  }
-  const yieldMode = process.env.BENCH_PROBE_YIELD;
-  if ((yieldMode === 'message' || yieldMode === 'statement') && typeof raw === 'function') {
-    pglite += `, yielding before each ${yieldMode}`;
-    proto.execProtocolRaw = async function (this: unknown, ...args: unknown[]) {
-      const first = args[0] instanceof Uint8Array ? args[0][0] : undefined;
-      // A statement starts with Parse ('P', extended protocol) or Query ('Q', simple protocol).
-      if (yieldMode === 'message' || first === PARSE || first === QUERY) {
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-      return raw.apply(this, args);
     };
   }
 } catch (error) {

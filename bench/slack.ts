@@ -24,9 +24,9 @@
  * Environment: BENCH_RATES (default 50,100,200), BENCH_SECONDS per rate (10), BENCH_WARMUP_SECONDS
  * (3, discarded), BENCH_USERS (200), BENCH_ROLES (5), BENCH_KINDS (board,modalCommand,modalClick:
  * the mix), BENCH_CPU_PROF (a directory: the Elevate child writes a V8 CPU profile there at exit),
- * BENCH_PROBE_SQL=1 (PGlite statements by SQL text), BENCH_PROBE_PROFILE (a directory: a CPU profile
- * of the Elevate child per phase, phase-<n>.cpuprofile in the order the phases ran), BENCH_PROBE_YIELD (an experiment on the
- * server, see probe.ts).
+ * BENCH_PROBE_SQL=1 (PGlite statements by SQL text, when PGlite runs on the server's main thread;
+ * Elevate runs it in a worker, see probe.ts), BENCH_PROBE_PROFILE (a directory: a CPU profile of the
+ * Elevate child's main thread per phase, phase-<n>.cpuprofile in the order the phases ran).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -152,7 +152,6 @@ export async function runSlackBench(): Promise<void> {
       ...(profileDir && name === 'elevate' ? [`--cpu-prof --cpu-prof-dir=${profileDir}`] : []),
     ].join(' '),
     BENCH_PROBE_FILE: join(probeDir, `${name}.jsonl`),
-    ...(process.env.BENCH_PROBE_YIELD ? { BENCH_PROBE_YIELD: process.env.BENCH_PROBE_YIELD } : {}),
     ...(process.env.BENCH_PROBE_SQL ? { BENCH_PROBE_SQL: process.env.BENCH_PROBE_SQL } : {}),
     ...(process.env.BENCH_PROBE_PROFILE && name === 'elevate'
       ? { BENCH_PROBE_PROFILE: process.env.BENCH_PROBE_PROFILE }
@@ -799,7 +798,7 @@ function report(
   }
   out.push('');
   out.push(
-    `server start ${startedIn.toFixed(1)} s (migrations, policy file); the outbox drained before the load (${outbox.count} Slack calls for the policy's notices, ${outbox.seconds.toFixed(0)} s); error lines in the server log: ${serverErrors}${process.env.BENCH_PROBE_YIELD ? `; EXPERIMENT: BENCH_PROBE_YIELD=${process.env.BENCH_PROBE_YIELD} (PGlite yields to the event loop; not Elevate as shipped)` : ''}`,
+    `server start ${startedIn.toFixed(1)} s (migrations, policy file); the outbox drained before the load (${outbox.count} Slack calls for the policy's notices, ${outbox.seconds.toFixed(0)} s); error lines in the server log: ${serverErrors}`,
   );
   return out.join('\n');
 }
