@@ -3,6 +3,8 @@
  * `node --import ./bench/probe.ts` (the Slack bench sets NODE_OPTIONS); nothing in src/ knows.
  *
  * - the event loop's delay (how late a 1 ms timer fires: how long the loop was kept busy);
+ * - the main thread's own CPU time (`process.threadCpuUsage`): work per request that other
+ *   processes on a shared machine do not change, unlike latencies;
  * - server-side ack time: from the request's headers being parsed to the response's end
  *   (`http.server.request.start` → `http.server.response.finish` diagnostics channels);
  * - PGlite, when the process runs it on its main thread: statements run, protocol messages sent
@@ -125,6 +127,8 @@ async function nextProfile(): Promise<void> {
 }
 
 let since = performance.now();
+/** CPU time of this thread (the server's main thread, where requests are acked) since the last signal. */
+let threadCpu = process.threadCpuUsage();
 process.on('SIGUSR2', () => {
   nextProfile().catch((error: unknown) => console.error('probe: profile failed', error));
   const now = performance.now();
@@ -139,6 +143,11 @@ process.on('SIGUSR2', () => {
     statements,
     statementMs,
     statementMaxMs: statementMax,
+    mainThreadCpuMs: (() => {
+      const used = process.threadCpuUsage(threadCpu);
+      threadCpu = process.threadCpuUsage();
+      return (used.user + used.system) / 1000;
+    })(),
     ...(bySql ? { bySql: [...bySql].sort((a, b) => b[1].ms - a[1].ms).slice(0, 40) } : {}),
   };
   if (file) appendFileSync(file, `${JSON.stringify(line)}\n`);

@@ -138,6 +138,8 @@ interface ProbeLine {
   statements: number;
   statementMs: number;
   statementMaxMs: number;
+  /** CPU time of the server's main thread over the interval. */
+  mainThreadCpuMs?: number;
   bySql?: [string, { calls: number; ms: number }][];
 }
 
@@ -697,14 +699,15 @@ function report(
   row([
     'rate /s',
     'target',
-    'server CPU',
+    'server CPU (all threads)',
+    'main-thread CPU ms per request',
     'server-side ack p50 / p99 ms',
     'event-loop delay p99 / max ms',
     'PGlite statements / ms per request',
     'modal p99 via command / click ms',
     'board answer p50 / p99 ms',
   ]);
-  row(['---:', '---', '---:', '---:', '---:', '---:', '---:', '---:']);
+  row(['---:', '---', '---:', '---:', '---:', '---:', '---:', '---:', '---:']);
   for (const { rate, elevate, bare } of results) {
     for (const r of [elevate, bare]) {
       const isElevate = r.target === 'elevate';
@@ -716,6 +719,7 @@ function report(
         rate,
         isElevate ? 'Elevate' : 'bare Bolt',
         pct(r.serverCpu),
+        p?.mainThreadCpuMs === undefined ? '—' : (p.mainThreadCpuMs / r.samples.length).toFixed(2),
         p ? `${ms(p.serverAckMs.p50 ?? Number.NaN)} / ${ms(p.serverAckMs.p99 ?? Number.NaN)}` : '—',
         p ? `${ms(p.loopDelayMs.p99)} / ${ms(p.loopDelayMs.max)}` : '—',
         isElevate && p?.statements ? `${perRequest(p.statements)} / ${perRequest(p.statementMs)}` : '—',
