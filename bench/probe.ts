@@ -3,23 +3,27 @@
  * `node --import ./bench/probe.ts` (the Slack bench sets NODE_OPTIONS); nothing in src/ knows.
  *
  * - the event loop's delay (how late a 1 ms timer fires: how long the loop was kept busy);
+ * - the main thread's own CPU time (`process.threadCpuUsage`): work per request that other
+ *   processes on a shared machine do not change, unlike latencies;
  * - server-side ack time: from the request's headers being parsed to the response's end
  *   (`http.server.request.start` → `http.server.response.finish` diagnostics channels);
- * - PGlite, when the process uses it: statements run, protocol messages sent (PGlite takes each
- *   in one `execProtocolRawSync` call) and the time spent inside those calls, synchronously on
- *   the main thread (WASM and the JS it calls back).
+ * - PGlite, when the process runs it on its main thread: statements run, protocol messages sent
+ *   (PGlite takes each in one `execProtocolRawSync` call) and the time spent inside those calls
+ *   (WASM and the JS it calls back). Elevate runs PGlite in a worker thread (src/db/pglite-thread.ts),
+ *   which this probe does not see: there the counts stay 0, and the server's CPU (from /proc, all
+ *   threads) is what tells the database's cost.
  *
  * BENCH_PROBE_SQL=1 adds the statements by SQL text (the protocol's Parse or Query message).
+ * BENCH_PROBE_PROFILE=<dir> writes a V8 CPU profile per interval between two signals
+ * (`phase-<n>.cpuprofile`), so a profile shows one phase of load and not the start-up.
  *
  * On SIGUSR2 it appends one JSON line with everything since the previous signal to
- * BENCH_PROBE_FILE and starts over. BENCH_PROBE_YIELD is an experiment, not a measurement of
- * Elevate as shipped: `statement` makes every PGlite statement first wait for a turn of the event
- * loop (setImmediate), so requests that arrived meanwhile are read and acked between statements;
- * `message` does so before every protocol message (about six per statement).
+ * BENCH_PROBE_FILE and starts over.
  */
 import { subscribe } from 'node:diagnostics_channel';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Session } from 'node:inspector/promises';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 
 const file = process.env.BENCH_PROBE_FILE;
@@ -79,7 +83,6 @@ try {
   };
   const proto = PGlite.prototype as Record<string, (...args: unknown[]) => unknown>;
   const rawSync = proto.execProtocolRawSync;
-  const raw = proto.execProtocolRaw;
   if (typeof rawSync === 'function') {
     pglite = 'instrumented';
     proto.execProtocolRawSync = function (this: unknown, ...args: unknown[]) {
@@ -103,24 +106,31 @@ try {
       }
     };
   }
-  const yieldMode = process.env.BENCH_PROBE_YIELD;
-  if ((yieldMode === 'message' || yieldMode === 'statement') && typeof raw === 'function') {
-    pglite += `, yielding before each ${yieldMode}`;
-    proto.execProtocolRaw = async function (this: unknown, ...args: unknown[]) {
-      const first = args[0] instanceof Uint8Array ? args[0][0] : undefined;
-      // A statement starts with Parse ('P', extended protocol) or Query ('Q', simple protocol).
-      if (yieldMode === 'message' || first === PARSE || first === QUERY) {
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-      return raw.apply(this, args);
-    };
-  }
 } catch (error) {
   pglite = `not instrumented (${error instanceof Error ? error.message : String(error)})`;
 }
 
+/** BENCH_PROBE_PROFILE: one CPU profile per interval between signals. */
+const profileDir = process.env.BENCH_PROBE_PROFILE;
+const profiler = profileDir ? new Session() : undefined;
+let profiles = 0;
+if (profiler) {
+  profiler.connect();
+  await profiler.post('Profiler.enable');
+  await profiler.post('Profiler.start');
+}
+async function nextProfile(): Promise<void> {
+  if (!profiler) return;
+  const { profile } = await profiler.post('Profiler.stop');
+  writeFileSync(`${profileDir}/phase-${profiles++}.cpuprofile`, JSON.stringify(profile));
+  await profiler.post('Profiler.start');
+}
+
 let since = performance.now();
+/** CPU time of this thread (the server's main thread, where requests are acked) since the last signal. */
+let threadCpu = process.threadCpuUsage();
 process.on('SIGUSR2', () => {
+  nextProfile().catch((error: unknown) => console.error('probe: profile failed', error));
   const now = performance.now();
   const sorted = acks.sort((a, b) => a - b);
   const at = (q: number) => sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)] ?? null;
@@ -133,6 +143,11 @@ process.on('SIGUSR2', () => {
     statements,
     statementMs,
     statementMaxMs: statementMax,
+    mainThreadCpuMs: (() => {
+      const used = process.threadCpuUsage(threadCpu);
+      threadCpu = process.threadCpuUsage();
+      return (used.user + used.system) / 1000;
+    })(),
     ...(bySql ? { bySql: [...bySql].sort((a, b) => b[1].ms - a[1].ms).slice(0, 40) } : {}),
   };
   if (file) appendFileSync(file, `${JSON.stringify(line)}\n`);

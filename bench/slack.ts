@@ -24,8 +24,9 @@
  * Environment: BENCH_RATES (default 50,100,200), BENCH_SECONDS per rate (10), BENCH_WARMUP_SECONDS
  * (3, discarded), BENCH_USERS (200), BENCH_ROLES (5), BENCH_KINDS (board,modalCommand,modalClick:
  * the mix), BENCH_CPU_PROF (a directory: the Elevate child writes a V8 CPU profile there at exit),
- * BENCH_PROBE_SQL=1 (PGlite statements by SQL text), BENCH_PROBE_YIELD (an experiment on the
- * server, see probe.ts).
+ * BENCH_PROBE_SQL=1 (PGlite statements by SQL text, when PGlite runs on the server's main thread;
+ * Elevate runs it in a worker, see probe.ts), BENCH_PROBE_PROFILE (a directory: a CPU profile of the
+ * Elevate child's main thread per phase, phase-<n>.cpuprofile in the order the phases ran).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -137,6 +138,8 @@ interface ProbeLine {
   statements: number;
   statementMs: number;
   statementMaxMs: number;
+  /** CPU time of the server's main thread over the interval. */
+  mainThreadCpuMs?: number;
   bySql?: [string, { calls: number; ms: number }][];
 }
 
@@ -151,8 +154,10 @@ export async function runSlackBench(): Promise<void> {
       ...(profileDir && name === 'elevate' ? [`--cpu-prof --cpu-prof-dir=${profileDir}`] : []),
     ].join(' '),
     BENCH_PROBE_FILE: join(probeDir, `${name}.jsonl`),
-    ...(process.env.BENCH_PROBE_YIELD ? { BENCH_PROBE_YIELD: process.env.BENCH_PROBE_YIELD } : {}),
     ...(process.env.BENCH_PROBE_SQL ? { BENCH_PROBE_SQL: process.env.BENCH_PROBE_SQL } : {}),
+    ...(process.env.BENCH_PROBE_PROFILE && name === 'elevate'
+      ? { BENCH_PROBE_PROFILE: process.env.BENCH_PROBE_PROFILE }
+      : {}),
   });
   const elevate = await startElevate({
     policy: policy(),
@@ -694,14 +699,15 @@ function report(
   row([
     'rate /s',
     'target',
-    'server CPU',
+    'server CPU (all threads)',
+    'main-thread CPU ms per request',
     'server-side ack p50 / p99 ms',
     'event-loop delay p99 / max ms',
     'PGlite statements / ms per request',
     'modal p99 via command / click ms',
     'board answer p50 / p99 ms',
   ]);
-  row(['---:', '---', '---:', '---:', '---:', '---:', '---:', '---:']);
+  row(['---:', '---', '---:', '---:', '---:', '---:', '---:', '---:', '---:']);
   for (const { rate, elevate, bare } of results) {
     for (const r of [elevate, bare]) {
       const isElevate = r.target === 'elevate';
@@ -713,6 +719,7 @@ function report(
         rate,
         isElevate ? 'Elevate' : 'bare Bolt',
         pct(r.serverCpu),
+        p?.mainThreadCpuMs === undefined ? '—' : (p.mainThreadCpuMs / r.samples.length).toFixed(2),
         p ? `${ms(p.serverAckMs.p50 ?? Number.NaN)} / ${ms(p.serverAckMs.p99 ?? Number.NaN)}` : '—',
         p ? `${ms(p.loopDelayMs.p99)} / ${ms(p.loopDelayMs.max)}` : '—',
         isElevate && p?.statements ? `${perRequest(p.statements)} / ${perRequest(p.statementMs)}` : '—',
@@ -795,7 +802,7 @@ function report(
   }
   out.push('');
   out.push(
-    `server start ${startedIn.toFixed(1)} s (migrations, policy file); the outbox drained before the load (${outbox.count} Slack calls for the policy's notices, ${outbox.seconds.toFixed(0)} s); error lines in the server log: ${serverErrors}${process.env.BENCH_PROBE_YIELD ? `; EXPERIMENT: BENCH_PROBE_YIELD=${process.env.BENCH_PROBE_YIELD} (PGlite yields to the event loop; not Elevate as shipped)` : ''}`,
+    `server start ${startedIn.toFixed(1)} s (migrations, policy file); the outbox drained before the load (${outbox.count} Slack calls for the policy's notices, ${outbox.seconds.toFixed(0)} s); error lines in the server log: ${serverErrors}`,
   );
   return out.join('\n');
 }

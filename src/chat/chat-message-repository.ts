@@ -1,4 +1,4 @@
-import { and, eq, isNull, or } from 'drizzle-orm';
+import { and, eq, isNull, ne, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
 import { chatMessages } from './chat-message.sql.ts';
 
@@ -12,7 +12,8 @@ export async function saveChatMessage(db: Db, message: typeof chatMessages.$infe
 
 /**
  * The messages of one activation on a platform with a purpose; with `recipientId`, those sent to
- * that principal plus the shared (channel) ones.
+ * that principal plus the shared (channel) ones. A shared message still being posted (claimed,
+ * message id '') is left out: there is nothing to update yet.
  */
 export async function findChatMessages(
   db: Db,
@@ -29,6 +30,85 @@ export async function findChatMessages(
         filter.recipientId
           ? or(eq(chatMessages.recipientId, filter.recipientId), isNull(chatMessages.recipientId))
           : undefined,
+        ne(chatMessages.messageId, ''),
       ),
     );
+}
+
+/**
+ * Takes the right to post an activation's one shared (channel) message for `purpose`, for the
+ * notification `claimant`. Several notifications (one per approver) ask for the same post, and
+ * replicas deliver them at once: a transaction-scoped advisory lock per activation makes the look
+ * and the claim one step, so exactly one of them posts. Returns the claimed row's id (its message
+ * id stays '' until `completeSharedMessage`), or undefined when the message is posted, or being
+ * posted under a claim of another notification made after `staleBefore`. A claimant gets its own
+ * claim back (its retry after a crash), and anyone takes over a stale one.
+ */
+export async function claimSharedMessage(
+  db: Db,
+  claim: {
+    platform: 'slack' | 'teams';
+    activationId: string;
+    purpose: string;
+    channel: string;
+    claimant: string;
+    now: Date;
+    staleBefore: Date;
+  },
+): Promise<string | undefined> {
+  return db.transaction(async (tx) => {
+    await tx.execute(
+      sql`select pg_advisory_xact_lock(hashtext('chat_messages.shared'), hashtext(${claim.activationId}::text))`,
+    );
+    const copies = await tx
+      .select()
+      .from(chatMessages)
+      .where(
+        and(
+          eq(chatMessages.platform, claim.platform),
+          eq(chatMessages.activationId, claim.activationId),
+          eq(chatMessages.purpose, claim.purpose),
+          isNull(chatMessages.recipientId),
+        ),
+      );
+    if (copies.some((c) => c.messageId !== '')) return undefined;
+    const data = { claimant: claim.claimant };
+    const pending = copies[0];
+    if (!pending) {
+      const [row] = await tx
+        .insert(chatMessages)
+        .values({
+          platform: claim.platform,
+          activationId: claim.activationId,
+          recipientId: null,
+          channel: claim.channel,
+          messageId: '',
+          purpose: claim.purpose,
+          data,
+          createdAt: claim.now,
+        })
+        .returning({ id: chatMessages.id });
+      return row?.id;
+    }
+    if (pending.data.claimant !== claim.claimant && pending.createdAt > claim.staleBefore) return undefined;
+    await tx
+      .update(chatMessages)
+      .set({ channel: claim.channel, data, createdAt: claim.now })
+      .where(eq(chatMessages.id, pending.id));
+    return pending.id;
+  });
+}
+
+/** Records where a claimed shared message was posted. */
+export async function completeSharedMessage(
+  db: Db,
+  id: string,
+  posted: { channel: string; messageId: string },
+): Promise<void> {
+  await db.update(chatMessages).set(posted).where(eq(chatMessages.id, id));
+}
+
+/** Gives a claim back after a failed post, so the next delivery of the message may claim it. */
+export async function releaseSharedMessage(db: Db, id: string): Promise<void> {
+  await db.delete(chatMessages).where(and(eq(chatMessages.id, id), eq(chatMessages.messageId, '')));
 }

@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PGlite } from '@electric-sql/pglite';
+import type { PGlite } from '@electric-sql/pglite';
 import type { ExtractTablesWithRelations } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
@@ -9,6 +9,7 @@ import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
 import postgres from 'postgres';
+import { startPgliteThread } from './pglite-thread.ts';
 import * as schema from './schema.ts';
 
 type Schema = typeof schema;
@@ -54,15 +55,18 @@ export async function openDatabase(options: { databaseUrl?: string; dataDir: str
     };
   }
   const release = options.dataDir.startsWith('memory://') ? () => {} : lockDataDir(options.dataDir);
-  const client = await PGlite.create(options.dataDir).catch((error: unknown) => {
+  // In a worker thread: PGlite's statements run synchronously, and on this thread they would hold
+  // up every request (ack, Slack calls) for as long as they run.
+  const client = await startPgliteThread(options.dataDir).catch((error: unknown) => {
     release();
     throw error;
   });
-  const db = drizzlePglite(client, { schema, casing: 'snake_case' }) as unknown as Db;
+  const asPglite = client as unknown as PGlite;
+  const db = drizzlePglite(asPglite, { schema, casing: 'snake_case' }) as unknown as Db;
   return {
     db,
     kind: 'pglite',
-    migrate: () => migratePglite(drizzlePglite(client), { migrationsFolder: MIGRATIONS_FOLDER }),
+    migrate: () => migratePglite(drizzlePglite(asPglite), { migrationsFolder: MIGRATIONS_FOLDER }),
     close: async () => {
       await client.close();
       release();

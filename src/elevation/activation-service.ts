@@ -217,25 +217,33 @@ export function createActivationService(deps: ActivationDeps) {
     });
   }
 
+  /** The roles a principal may activate now, by name. */
+  function listEligible(principalId: string): Promise<Access['eligible']> {
+    const now = clock();
+    return db
+      .select({ role: roles, eligibleUntil: eligibilities.endAt })
+      .from(eligibilities)
+      .innerJoin(roles, eq(roles.id, eligibilities.roleId))
+      .where(
+        and(
+          eq(eligibilities.principalId, principalId),
+          isNull(roles.archivedAt),
+          lte(eligibilities.startAt, now),
+          or(isNull(eligibilities.endAt), gt(eligibilities.endAt, now)),
+        ),
+      )
+      .orderBy(roles.name);
+  }
+
   const runTx = <T>(work: (tx: Tx) => Promise<T>) => db.transaction(work);
 
   return {
+    /** The roles a principal may activate now, by name (one query: what the activation form needs). */
+    listEligible,
+
     /** The requester's board. */
     async listAccess(principalId: string): Promise<Access> {
-      const now = clock();
-      const eligible = await db
-        .select({ role: roles, eligibleUntil: eligibilities.endAt })
-        .from(eligibilities)
-        .innerJoin(roles, eq(roles.id, eligibilities.roleId))
-        .where(
-          and(
-            eq(eligibilities.principalId, principalId),
-            isNull(roles.archivedAt),
-            lte(eligibilities.startAt, now),
-            or(isNull(eligibilities.endAt), gt(eligibilities.endAt, now)),
-          ),
-        )
-        .orderBy(roles.name);
+      const eligible = await listEligible(principalId);
       const open = await listActivations(db, { principalId, statuses: OPEN_STATUSES });
       return {
         eligible,

@@ -1,4 +1,4 @@
-import { forbidden, invalid } from '../errors.ts';
+import { ElevateError, forbidden, invalid } from '../errors.ts';
 import { formatDuration, MINUTE_MS } from './duration.ts';
 import { MAX_START_AHEAD, type RoleSettings } from './role-settings.ts';
 
@@ -57,6 +57,27 @@ export function checkEligible(role: RoleRef, eligibility: Window | undefined, no
     throw forbidden(`Your eligibility for ${role.name} ended at ${at(eligibility.endAt)}.`);
   }
   return eligibility;
+}
+
+/**
+ * A problem of `ask` that the activation form can fix (a missing reason or ticket, a duration out
+ * of bounds), found without the database: surfaces open the form at once instead of starting a
+ * request that is bound to fail. Undefined when the ask looks complete; the request still checks
+ * everything again in its transaction.
+ */
+export function formProblem(
+  role: RoleRef,
+  eligibleUntil: Date | null,
+  ask: ActivationAsk,
+  now: Date,
+): ElevateError | undefined {
+  try {
+    checkActivationRequest(role, { startAt: now, endAt: eligibleUntil }, ask, now);
+    return undefined;
+  } catch (error) {
+    if (error instanceof ElevateError && error.field) return error;
+    return undefined;
+  }
 }
 
 /** Checks an activation request against the role's settings and the eligibility window. */

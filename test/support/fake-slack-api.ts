@@ -1,6 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { type WebSocket, WebSocketServer } from 'ws';
 
 /**
  * A local stand-in for the Slack Web API (`POST /api/<method>`), for `SLACK_API_URL`. It takes
@@ -10,6 +12,11 @@ import type { AddressInfo } from 'node:net';
  * Methods are a table: `method(name, scopes, handler)` adds one (chat.postMessage, views.open…)
  * without touching the rest. `failNext` scripts a 429 with Retry-After, an HTTP status or a
  * Slack error for the next matching call.
+ *
+ * Socket Mode: `apps.connections.open`, called with the app-level token (`appToken`, and only
+ * with it, as Slack does), answers a `ws://` URL on the same port, where a WebSocket server plays
+ * Slack's side: `hello` on connect, then envelopes sent with `socket.send()`, whose acks (the
+ * client's `{envelope_id, payload}` messages) it hands back.
  */
 
 export interface FakeSlackUser {
@@ -44,13 +51,47 @@ export type FakeSlackFailure =
   | { status: number; body?: string }
   | { error: string; [field: string]: unknown };
 
-/** A method's answer: the JSON body (`ok` is added when missing) or an error code from `slackError`. */
-export type FakeSlackHandler = (args: Record<string, unknown>, api: FakeSlackApi) => Record<string, unknown>;
+/**
+ * A method's answer: the JSON body (`ok` is added when missing) or an error code from `slackError`;
+ * a promise of one answers when it settles (a slow Slack, or a test holding a call back).
+ */
+export type FakeSlackHandler = (
+  args: Record<string, unknown>,
+  api: FakeSlackApi,
+) => Record<string, unknown> | Promise<Record<string, unknown>>;
+
+/** An envelope's ack from the app: the envelope id, and the payload (a view's response_action…). */
+export interface SocketAck {
+  envelope_id: string;
+  payload?: Record<string, unknown>;
+}
+
+/** Slack's side of Socket Mode connections. */
+export interface FakeSocketMode {
+  /** Every `apps.connections.open` URL handed out, and how many clients are connected now. */
+  connections(): number;
+  /** Resolves once a client is connected and was sent `hello`. */
+  connected(timeoutMs?: number): Promise<void>;
+  /**
+   * Sends an envelope (`slash_commands`, `interactive`, `events_api`) to the connected client and
+   * resolves with its ack; rejects when no ack comes within `timeoutMs` (Slack's 3 s).
+   */
+  send(
+    type: string,
+    payload: Record<string, unknown>,
+    options?: { acceptsResponsePayload?: boolean; timeoutMs?: number },
+  ): Promise<SocketAck>;
+  /** Every message the client sent, parsed. */
+  received: unknown[];
+}
 
 export interface FakeSlackApi {
   /** The base URL to give as SLACK_API_URL, ending with `/api/`. */
   url: string;
   token: string;
+  /** The app-level token (`xapp-…`) that `apps.connections.open` takes, for SLACK_APP_TOKEN. */
+  appToken: string;
+  socket: FakeSocketMode;
   /** The token's scopes; remove one to see `missing_scope`. */
   scopes: Set<string>;
   team: { id: string; name: string };
@@ -80,12 +121,16 @@ export function slackError(error: string, fields: Record<string, unknown> = {}):
   return { ok: false, error, ...fields };
 }
 
+/** The app-level token the fake takes for `apps.connections.open` unless told another. */
+export const FAKE_SLACK_APP_TOKEN = 'xapp-1-A0ELEVATE-fake-app-token';
+
 /** Every scope the built-in methods need. */
 export const FAKE_SLACK_SCOPES = ['usergroups:read', 'usergroups:write', 'users:read', 'users:read.email'];
 
 export async function startFakeSlackApi(
   options: {
     token?: string;
+    appToken?: string;
     scopes?: string[];
     team?: { id: string; name: string };
     botUserId?: string;
@@ -102,10 +147,13 @@ export async function startFakeSlackApi(
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
+  const socketMode = startSocketMode(server, port);
 
   const api: FakeSlackApi = {
     url: `http://127.0.0.1:${port}/api/`,
     token: options.token ?? 'xoxb-fake-token',
+    appToken: options.appToken ?? FAKE_SLACK_APP_TOKEN,
+    socket: socketMode.socket,
     scopes: new Set(options.scopes ?? FAKE_SLACK_SCOPES),
     team: options.team ?? { id: 'T0FAKE', name: 'Fake Workspace' },
     botUserId: options.botUserId ?? 'U0ELEVATE',
@@ -135,6 +183,7 @@ export async function startFakeSlackApi(
     },
     callsTo: (method) => api.calls.filter((call) => call.method === method),
     async close() {
+      socketMode.close();
       server.closeAllConnections();
       server.close();
       await once(server, 'close');
@@ -186,18 +235,122 @@ export async function startFakeSlackApi(
     }
 
     if (!token) return send(200, slackError('not_authed'));
+    // Slack takes the app-level token for apps.connections.open only, and the bot token for the rest.
+    if (method === 'apps.connections.open') {
+      if (token !== api.appToken)
+        return send(200, slackError(token === api.token ? 'not_allowed_token_type' : 'invalid_auth'));
+      return send(200, { ok: true, url: socketMode.url() });
+    }
+    if (token === api.appToken) return send(200, slackError('not_allowed_token_type'));
     if (token !== api.token) return send(200, slackError('invalid_auth'));
     const entry = methods.get(method);
     if (!entry) return send(200, slackError('unknown_method'));
     const needed = entry.scopes.find((scope) => !api.scopes.has(scope));
     if (needed)
       return send(200, slackError('missing_scope', { needed, provided: [...api.scopes].join(',') }));
-    const body = entry.handler(args, api);
+    const body = await entry.handler(args, api);
     return send(200, { ok: true, ...body });
   }
 
   for (const [name, scopes, handler] of builtInMethods) api.method(name, scopes, handler);
   return api;
+}
+
+/**
+ * Slack's end of Socket Mode on `server`'s port: a WebSocket server behind each
+ * `apps.connections.open` URL (`/link/?ticket=…`, one ticket per URL, as Slack's are single use).
+ * On connect it sends `hello` (Bolt's client counts as connected only then); envelopes go to the
+ * newest open connection.
+ */
+function startSocketMode(server: ReturnType<typeof createServer>, port: number) {
+  const wss = new WebSocketServer({ noServer: true });
+  const tickets = new Set<string>();
+  const clients: WebSocket[] = [];
+  const waiting = new Map<string, (ack: SocketAck) => void>();
+  const received: unknown[] = [];
+  const hello = new Set<() => void>();
+
+  server.on('upgrade', (request, socket, head) => {
+    const url = new URL(request.url ?? '/', `http://127.0.0.1:${port}`);
+    const ticket = url.searchParams.get('ticket') ?? '';
+    if (url.pathname !== '/link/' || !tickets.delete(ticket)) {
+      socket.end('HTTP/1.1 401 Unauthorized\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(request, socket, head, (ws) => {
+      clients.push(ws);
+      ws.on('close', () => clients.splice(clients.indexOf(ws), 1));
+      ws.on('message', (data) => {
+        const message = JSON.parse(String(data)) as SocketAck;
+        received.push(message);
+        waiting.get(message.envelope_id)?.(message);
+      });
+      ws.send(
+        JSON.stringify({
+          type: 'hello',
+          num_connections: clients.length,
+          debug_info: { host: 'fake-applink', build_number: 1, approximate_connection_time: 18060 },
+          connection_info: { app_id: 'A0ELEVATE' },
+        }),
+      );
+      for (const resolve of hello) resolve();
+      hello.clear();
+    });
+  });
+
+  const socket: FakeSocketMode = {
+    connections: () => clients.length,
+    received,
+    async connected(timeoutMs = 10_000) {
+      if (clients.length > 0) return;
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no Socket Mode client connected')), timeoutMs);
+        hello.add(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    },
+    send(type, payload, options = {}) {
+      const ws = clients.at(-1);
+      if (!ws) return Promise.reject(new Error('no Socket Mode client is connected'));
+      const envelopeId = randomUUID();
+      return new Promise<SocketAck>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiting.delete(envelopeId);
+          reject(new Error(`no ack for the ${type} envelope ${envelopeId}`));
+        }, options.timeoutMs ?? 3_000);
+        waiting.set(envelopeId, (ack) => {
+          clearTimeout(timer);
+          waiting.delete(envelopeId);
+          resolve(ack);
+        });
+        ws.send(
+          JSON.stringify({
+            envelope_id: envelopeId,
+            type,
+            payload,
+            accepts_response_payload: options.acceptsResponsePayload ?? type !== 'events_api',
+            ...(type === 'events_api' ? { retry_attempt: 0, retry_reason: '' } : {}),
+          }),
+        );
+      });
+    },
+  };
+
+  return {
+    socket,
+    /** A fresh single-use URL, as `apps.connections.open` returns. */
+    url() {
+      const ticket = randomUUID();
+      tickets.add(ticket);
+      return `ws://127.0.0.1:${port}/link/?ticket=${ticket}&app_id=A0ELEVATE`;
+    },
+    close() {
+      for (const ws of clients) ws.terminate();
+      wss.close();
+    },
+  };
 }
 
 /** The arguments of a form-encoded or JSON body, as Slack takes them. */

@@ -6,6 +6,7 @@ import type {
   SlackActionMiddlewareArgs,
   SlackViewMiddlewareArgs,
 } from '@slack/bolt';
+import { formProblem } from '../../elevation/policy.ts';
 import { isStepUpNeeded } from '../../elevation/step-up-service.ts';
 import { ElevateError, forbidden } from '../../errors.ts';
 import { auditRefusal, explain, failureMessage } from '../answers.ts';
@@ -145,6 +146,20 @@ export function registerRequesterListeners(app: App, ctx: SlackContext): void {
             return;
           }
           const ask = { durationMinutes: parsed.durationMinutes, justification: parsed.justification };
+          // What the form can fix is found without a transaction, and the modal opens after the
+          // one query it needs (the trigger_id lives 3 s). Anything else goes to the request,
+          // which checks everything again.
+          const entry = (await ctx.activations.listEligible(person.principal.id)).find(
+            (e) => e.role.name === parsed.roleName,
+          );
+          const problem = entry && formProblem(entry.role, entry.eligibleUntil, ask, ctx.clock());
+          if (entry && problem) {
+            await client.views.open({
+              trigger_id: command.trigger_id,
+              view: renderModal(activationForm(entry.role, { ...ask, problem: problem.message })),
+            });
+            return;
+          }
           try {
             const view = await ctx.activations.requestActivation({
               actor: person.actor,
@@ -155,8 +170,6 @@ export function registerRequesterListeners(app: App, ctx: SlackContext): void {
           } catch (error) {
             // Something the form can fix (a missing reason, a ticket, a duration): open it pre-filled.
             if (error instanceof ElevateError && error.field) {
-              const access = await ctx.activations.listAccess(person.principal.id);
-              const entry = access.eligible.find((e) => e.role.name === parsed.roleName);
               if (entry) {
                 await client.views.open({
                   trigger_id: command.trigger_id,
@@ -210,8 +223,9 @@ export function registerRequesterListeners(app: App, ctx: SlackContext): void {
     });
 
   button(ACTION.activate, async (person, roleName, { body, client }) => {
-    const access = await ctx.activations.listAccess(person.principal.id);
-    const entry = access.eligible.find((e) => e.role.name === roleName);
+    const entry = (await ctx.activations.listEligible(person.principal.id)).find(
+      (e) => e.role.name === roleName,
+    );
     if (!entry) return `You are not eligible for the role ${roleName}.`;
     await client.views.open({ trigger_id: body.trigger_id, view: renderModal(activationForm(entry.role)) });
     return undefined;

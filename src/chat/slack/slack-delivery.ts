@@ -5,7 +5,13 @@ import type { ActivationView } from '../../elevation/activation-repository.ts';
 import type { ActivationService } from '../../elevation/activation-service.ts';
 import type { Principal } from '../../elevation/principal-repository.ts';
 import type { Logger } from '../../log.ts';
-import { findChatMessages, saveChatMessage } from '../chat-message-repository.ts';
+import {
+  claimSharedMessage,
+  completeSharedMessage,
+  findChatMessages,
+  releaseSharedMessage,
+  saveChatMessage,
+} from '../chat-message-repository.ts';
 import { type ChatPlatform, DeliveryError, type Notification } from '../chat-platform.ts';
 import { approvalCard, notificationMessage } from '../messages.ts';
 import { renderMessage } from './render.ts';
@@ -13,6 +19,11 @@ import type { SlackIdentity } from './slack-identity.ts';
 
 const APPROVAL_CARD = 'approval_card';
 const HISTORY_MS = 30 * 24 * 60 * 60_000;
+/**
+ * A channel card claimed this long ago and still not posted was left by a delivery that died
+ * mid-way (a post takes seconds at most); another approver's notification may take it over.
+ */
+const CLAIM_STALE_MS = 60_000;
 
 /** What Slack delivery needs. `publishHome` refreshes a user's App Home after a change. */
 export interface SlackDeliveryDeps {
@@ -57,22 +68,26 @@ export function createSlackDelivery(deps: SlackDeliveryDeps): ChatPlatform {
     const card = renderMessage(await buildApprovalCard(activations, view, deps.clock()));
     const shared = view.role.settings.approvalChannel;
     if (shared) {
-      // One post for the channel, whichever approver's row gets here first.
-      const posted = await findChatMessages(db, {
+      // One post for the channel, whichever approver's row claims it first, on whichever replica.
+      // The others are done: the claimant's own row is retried until the card is posted.
+      const now = deps.clock();
+      const claim = await claimSharedMessage(db, {
         platform: 'slack',
         activationId: view.activation.id,
         purpose: APPROVAL_CARD,
+        channel: shared,
+        claimant: n.id,
+        now,
+        staleBefore: new Date(now.getTime() - CLAIM_STALE_MS),
       });
-      if (posted.some((m) => m.recipientId === null)) return 'sent' as const;
-      const at = await post(shared, card);
-      await saveChatMessage(db, {
-        platform: 'slack',
-        activationId: n.activationId,
-        recipientId: null,
-        channel: at.channel,
-        messageId: at.ts,
-        purpose: APPROVAL_CARD,
-      });
+      if (!claim) return 'sent' as const;
+      try {
+        const at = await post(shared, card);
+        await completeSharedMessage(db, claim, { channel: at.channel, messageId: at.ts });
+      } catch (error) {
+        await releaseSharedMessage(db, claim).catch(() => {});
+        throw error;
+      }
       return 'sent' as const;
     }
     const userId = await identity.slackUserOf(recipient);

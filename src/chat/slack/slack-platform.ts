@@ -61,6 +61,9 @@ export function createSlackPlatform(deps: {
     clientOptions,
     logger: boltLogger(log),
     deferInitialization: true,
+    // Bolt's conversation store keeps every conversation's context in memory on each request;
+    // no listener reads it.
+    convoStore: false as const,
     ...deps.boltOptions,
   };
   const socket = Boolean(config.SLACK_APP_TOKEN);
@@ -159,7 +162,10 @@ export function createSlackPlatform(deps: {
 function boltLogger(log: Logger): BoltLogger {
   let level = LogLevel.INFO;
   return {
-    debug: (...msg) => log.debug(msg.map(String).join(' ')),
+    // Bolt and its Web API client log a debug line or more per request: build none that is not kept.
+    debug: (...msg) => {
+      if (log.isLevelEnabled('debug')) log.debug(msg.map(String).join(' '));
+    },
     info: (...msg) => log.info(msg.map(String).join(' ')),
     warn: (...msg) => log.warn(msg.map(String).join(' ')),
     error: (...msg) => log.error(msg.map(String).join(' ')),
