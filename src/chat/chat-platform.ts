@@ -1,5 +1,8 @@
+import type { ActivationView } from '../elevation/activation-repository.ts';
+import type { ActivationService } from '../elevation/activation-service.ts';
 import type { notifications } from '../elevation/notification.sql.ts';
 import type { Principal } from '../elevation/principal-repository.ts';
+import { approvalCard, type Message } from './messages.ts';
 
 /** One outbox row as the delivery job hands it to a platform. */
 export type Notification = typeof notifications.$inferSelect;
@@ -28,4 +31,60 @@ export class DeliveryError extends Error {
     this.retryAfterMs = options.retryAfterMs;
     this.permanent = options.permanent ?? false;
   }
+}
+
+/** How far back an approver card shows the requester's activations of the role. */
+const HISTORY_MS = 30 * 24 * 60 * 60_000;
+
+/** The approver card of a request as it is now (pending with buttons, or its outcome), on every platform. */
+export async function approvalCardOf(
+  activations: ActivationService,
+  view: ActivationView,
+  now: Date,
+): Promise<Message> {
+  const a = view.activation;
+  const history = await activations.history(a.principalId, a.roleId, new Date(now.getTime() - HISTORY_MS));
+  return approvalCard(view, history, await activations.decisions(a.id));
+}
+
+/** How one platform sends each kind of notification; `platformDelivery` picks the one a row needs. */
+export interface PlatformSends {
+  /** An approver card (a request, or a reminder: the card again, updated like the first). */
+  card(n: Notification, recipient: Principal, view: ActivationView): Promise<'sent' | 'no_identity'>;
+  /** Updates the recipient's copies of a decided request's card in place. */
+  updateCards(recipient: Principal, view: ActivationView): Promise<unknown>;
+  /** Any other notice, as a message. */
+  message(
+    n: Notification,
+    recipient: Principal,
+    view: ActivationView | undefined,
+  ): Promise<'sent' | 'no_identity'>;
+  /** The platform's error as a DeliveryError when it says when (or whether) to retry; else as it is. */
+  asDeliveryError(error: unknown): unknown;
+}
+
+/** A platform's outbox port from its sends: the routing by kind is the same on every platform. */
+export function platformDelivery(
+  name: ChatPlatform['name'],
+  activations: ActivationService,
+  sends: PlatformSends,
+): ChatPlatform {
+  return {
+    name,
+    async deliver(n, recipient) {
+      try {
+        const view = n.activationId ? await activations.get(n.activationId) : undefined;
+        if ((n.kind === 'approval_requested' || n.kind === 'approval_reminder') && view) {
+          return await sends.card(n, recipient, view);
+        }
+        if (n.kind === 'request_decided' && view) {
+          await sends.updateCards(recipient, view);
+          return 'sent';
+        }
+        return await sends.message(n, recipient, view);
+      } catch (error) {
+        throw sends.asDeliveryError(error);
+      }
+    },
+  };
 }

@@ -1,11 +1,11 @@
 import type { App, BlockAction, ButtonAction } from '@slack/bolt';
 import { auditRefusal, explain, failureMessage } from '../answers.ts';
+import { approvalCardOf } from '../chat-platform.ts';
 import { decisionForm } from '../messages.ts';
 import { ACTION, BLOCK, VIEW } from './ids.ts';
 import { formValues, renderMessage, renderModal } from './render.ts';
 import { submitForm } from './requester-listeners.ts';
 import { type Person, personOf, type SlackContext } from './slack-context.ts';
-import { buildApprovalCard } from './slack-delivery.ts';
 
 /**
  * Approver cards: Approve at once, Approve with a comment, Deny with a reason (modals). The core
@@ -20,7 +20,7 @@ export function registerApprovalListeners(app: App, ctx: SlackContext): void {
       person = await personOf(ctx, body.user.id, body.user.team_id ?? body.team?.id ?? '');
       const outcome = await ctx.activations.approve({ actor: person.actor, activationId: id });
       // The clicked copy shows the outcome at once; the other copies follow through the outbox.
-      const card = renderMessage(await buildApprovalCard(ctx.activations, outcome.view, ctx.clock()));
+      const card = renderMessage(await approvalCardOf(ctx.activations, outcome.view, ctx.clock()));
       if (body.response_url) await respond({ replace_original: true, ...card });
       if (outcome.outcome === 'recorded') {
         const text = `Your approval is recorded; ${outcome.approvalsMissing} more needed.`;

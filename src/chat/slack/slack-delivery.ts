@@ -12,13 +12,18 @@ import {
   releaseSharedMessage,
   saveChatMessage,
 } from '../chat-message-repository.ts';
-import { type ChatPlatform, DeliveryError, type Notification } from '../chat-platform.ts';
-import { approvalCard, notificationMessage } from '../messages.ts';
+import {
+  approvalCardOf,
+  type ChatPlatform,
+  DeliveryError,
+  type Notification,
+  platformDelivery,
+} from '../chat-platform.ts';
+import { notificationMessage } from '../messages.ts';
 import { renderMessage } from './render.ts';
 import type { SlackIdentity } from './slack-identity.ts';
 
 const APPROVAL_CARD = 'approval_card';
-const HISTORY_MS = 30 * 24 * 60 * 60_000;
 /**
  * A channel card claimed this long ago and still not posted was left by a delivery that died
  * mid-way (a post takes seconds at most); another approver's notification may take it over.
@@ -34,13 +39,6 @@ export interface SlackDeliveryDeps {
   activations: ActivationService;
   identity: SlackIdentity;
   publishHome: (userId: string, principal: Principal) => Promise<void>;
-}
-
-/** The approver card of a request as it is now (pending with buttons, or its outcome). */
-export async function buildApprovalCard(activations: ActivationService, view: ActivationView, now: Date) {
-  const a = view.activation;
-  const history = await activations.history(a.principalId, a.roleId, new Date(now.getTime() - HISTORY_MS));
-  return approvalCard(view, history, await activations.decisions(a.id));
 }
 
 /**
@@ -65,7 +63,7 @@ export function createSlackDelivery(deps: SlackDeliveryDeps): ChatPlatform {
   }
 
   async function deliverCard(n: Notification, recipient: Principal, view: ActivationView) {
-    const card = renderMessage(await buildApprovalCard(activations, view, deps.clock()));
+    const card = renderMessage(await approvalCardOf(activations, view, deps.clock()));
     const shared = view.role.settings.approvalChannel;
     if (shared) {
       // One post for the channel, whichever approver's row claims it first, on whichever replica.
@@ -113,7 +111,7 @@ export function createSlackDelivery(deps: SlackDeliveryDeps): ChatPlatform {
       recipientId: recipient.id,
     });
     if (copies.length === 0) return;
-    const card = renderMessage(await buildApprovalCard(activations, view, deps.clock()));
+    const card = renderMessage(await approvalCardOf(activations, view, deps.clock()));
     for (const copy of copies)
       await client.chat.update({ channel: copy.channel, ts: copy.messageId, ...card });
   }
@@ -151,25 +149,12 @@ export function createSlackDelivery(deps: SlackDeliveryDeps): ChatPlatform {
     return 'sent' as const;
   }
 
-  return {
-    name: 'slack',
-    async deliver(n, recipient) {
-      try {
-        const view = n.activationId ? await activations.get(n.activationId) : undefined;
-        // A reminder is the card again, on top of the conversation (and updated like the first).
-        if ((n.kind === 'approval_requested' || n.kind === 'approval_reminder') && view) {
-          return await deliverCard(n, recipient, view);
-        }
-        if (n.kind === 'request_decided' && view) {
-          await updateCards(recipient, view);
-          return 'sent';
-        }
-        return await deliverMessage(n, recipient, view);
-      } catch (error) {
-        throw asDeliveryError(error);
-      }
-    },
-  };
+  return platformDelivery('slack', activations, {
+    card: deliverCard,
+    updateCards,
+    message: deliverMessage,
+    asDeliveryError,
+  });
 }
 
 /** Slack's 429 carries Retry-After (seconds); the outbox waits that long before the next try. */

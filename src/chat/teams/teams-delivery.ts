@@ -4,15 +4,19 @@ import type { ActivationView } from '../../elevation/activation-repository.ts';
 import type { ActivationService } from '../../elevation/activation-service.ts';
 import type { Principal } from '../../elevation/principal-repository.ts';
 import { findChatMessages, saveChatMessage } from '../chat-message-repository.ts';
-import { type ChatPlatform, DeliveryError, type Notification } from '../chat-platform.ts';
-import { approvalCard, type CommandStyle, notificationMessage } from '../messages.ts';
+import {
+  approvalCardOf,
+  type ChatPlatform,
+  DeliveryError,
+  type Notification,
+  platformDelivery,
+} from '../chat-platform.ts';
+import { type CommandStyle, notificationMessage } from '../messages.ts';
 import { type Connector, ConnectorError } from './connector.ts';
 import { cardActivity, renderMessage } from './render.ts';
 import type { TeamsIdentity } from './teams-identity.ts';
 
 const APPROVAL_CARD = 'approval_card';
-/** How far back the approver card shows the requester's activations of the role. */
-const HISTORY_MS = 30 * 24 * 60 * 60_000;
 
 /** How Teams people write commands: bare words in the chat with the bot. */
 export const teamsCommand: CommandStyle = (words) => words || 'elevate';
@@ -25,9 +29,7 @@ export async function approverCard(
   refreshFor: string[],
   notice?: string,
 ) {
-  const a = view.activation;
-  const history = await activations.history(a.principalId, a.roleId, new Date(now.getTime() - HISTORY_MS));
-  const message = approvalCard(view, history, await activations.decisions(a.id));
+  const message = await approvalCardOf(activations, view, now);
   return {
     message,
     card: renderMessage(message, {
@@ -114,24 +116,12 @@ export function createTeamsDelivery(deps: {
     return 'sent' as const;
   }
 
-  return {
-    name: 'teams',
-    async deliver(n, recipient) {
-      try {
-        const view = n.activationId ? await activations.get(n.activationId) : undefined;
-        if ((n.kind === 'approval_requested' || n.kind === 'approval_reminder') && view) {
-          return await deliverCard(n, recipient, view);
-        }
-        if (n.kind === 'request_decided' && view) {
-          await updateCards(recipient, view);
-          return 'sent';
-        }
-        return await deliverMessage(n, recipient, view);
-      } catch (error) {
-        throw asDeliveryError(error);
-      }
-    },
-  };
+  return platformDelivery('teams', activations, {
+    card: deliverCard,
+    updateCards,
+    message: deliverMessage,
+    asDeliveryError,
+  });
 }
 
 /** Teams' throttling answers tell the outbox when to try again; a 403/404 will not get better. */
