@@ -1,8 +1,32 @@
+import type { Clock } from '../clock.ts';
+import type { Config } from '../config.ts';
+import type { Db } from '../db/client.ts';
 import type { ActivationView } from '../elevation/activation-repository.ts';
 import type { ActivationService } from '../elevation/activation-service.ts';
+import type { AdminService } from '../elevation/admin-service.ts';
 import type { notifications } from '../elevation/notification.sql.ts';
 import type { Principal } from '../elevation/principal-repository.ts';
+import type { Route } from '../http/server.ts';
+import type { Logger } from '../log.ts';
 import { approvalCard, type Message } from './messages.ts';
+
+/** A chat surface in one process (Slack, Teams): its routes on the one server, its outbox delivery, start/stop. */
+export interface ChatSurface {
+  routes: Route[];
+  delivery: ChatPlatform;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** What a chat surface is built from: the configuration and the core services. */
+export interface SurfaceDeps {
+  config: Config;
+  db: Db;
+  clock: Clock;
+  log: Logger;
+  activations: ActivationService;
+  admin: AdminService;
+}
 
 /** One outbox row as the delivery job hands it to a platform. */
 export type Notification = typeof notifications.$inferSelect;

@@ -1,14 +1,9 @@
 import { App, type Logger as BoltLogger, HTTPReceiver, LogLevel } from '@slack/bolt';
-import type { Clock } from '../../clock.ts';
-import type { Config } from '../../config.ts';
-import type { Db } from '../../db/client.ts';
-import type { ActivationService } from '../../elevation/activation-service.ts';
-import type { AdminService } from '../../elevation/admin-service.ts';
 import type { Principal } from '../../elevation/principal-repository.ts';
 import { DEFAULT_SLACK_API_URL } from '../../grants/slack-usergroup/slack-env.ts';
 import type { Route } from '../../http/server.ts';
 import type { Logger } from '../../log.ts';
-import type { ChatPlatform } from '../chat-platform.ts';
+import type { ChatSurface, SurfaceDeps } from '../chat-platform.ts';
 import { boardMessage, plainMessage } from '../messages.ts';
 import { registerAdminListeners } from './admin-listeners.ts';
 import { registerApprovalListeners } from './approval-listeners.ts';
@@ -22,12 +17,8 @@ import { createSlackIdentity } from './slack-identity.ts';
 const MAX_SKEW_S = 300;
 
 /** The Slack chat platform of one process: its route (HTTP mode), its outbox delivery, start/stop. */
-export interface SlackPlatform {
+export interface SlackPlatform extends ChatSurface {
   mode: 'http' | 'socket';
-  routes: Route[];
-  delivery: ChatPlatform;
-  start(): Promise<void>;
-  stop(): Promise<void>;
 }
 
 /**
@@ -35,16 +26,12 @@ export interface SlackPlatform {
  * `POST /slack/events` with SLACK_SIGNING_SECRET, Socket Mode with SLACK_APP_TOKEN. Every Web API
  * call goes to SLACK_API_URL. Listeners are the same in both modes.
  */
-export function createSlackPlatform(deps: {
-  config: Config;
-  db: Db;
-  clock: Clock;
-  log: Logger;
-  activations: ActivationService;
-  admin: AdminService;
-  /** Extra Bolt options, e.g. `botId`/`botUserId` to skip auth.test. */
-  boltOptions?: { botId?: string; botUserId?: string };
-}): SlackPlatform | undefined {
+export function createSlackPlatform(
+  deps: SurfaceDeps & {
+    /** Extra Bolt options, e.g. `botId`/`botUserId` to skip auth.test. */
+    boltOptions?: { botId?: string; botUserId?: string };
+  },
+): SlackPlatform | undefined {
   const { config } = deps;
   const token = config.SLACK_BOT_TOKEN;
   if (!token || (!config.SLACK_SIGNING_SECRET && !config.SLACK_APP_TOKEN)) return undefined;

@@ -3,14 +3,9 @@ import { PUBLIC, withOverrides } from '@microsoft/teams.api';
 import type { HttpRouteHandler, IHttpServerAdapter } from '@microsoft/teams.apps';
 import { App } from '@microsoft/teams.apps';
 import type { ILogger } from '@microsoft/teams.common';
-import type { Clock } from '../../clock.ts';
-import type { Config } from '../../config.ts';
-import type { Db } from '../../db/client.ts';
-import type { ActivationService } from '../../elevation/activation-service.ts';
-import type { AdminService } from '../../elevation/admin-service.ts';
 import { type Route, sendJson } from '../../http/server.ts';
 import type { Logger } from '../../log.ts';
-import type { ChatPlatform } from '../chat-platform.ts';
+import type { ChatSurface, SurfaceDeps } from '../chat-platform.ts';
 import { createConnector } from './connector.ts';
 import { createRateLimiter } from './rate-limit.ts';
 import type { IncomingActivity, TeamsContext } from './teams-context.ts';
@@ -24,28 +19,13 @@ export const TEAMS_ROUTE = '/api/messages';
 /** Bodies larger than this are not activities. */
 const MAX_BODY_BYTES = 1_000_000;
 
-/** The Teams chat platform of one process: its route, its outbox delivery, start/stop. */
-export interface TeamsPlatform {
-  routes: Route[];
-  delivery: ChatPlatform;
-  start(): Promise<void>;
-  stop(): Promise<void>;
-}
-
 /**
  * Builds the Teams platform when its credentials are set (or unauthenticated development mode is
  * asked for; else undefined). The Teams SDK validates every request's JWT against the keys of
  * TEAMS_OPENID_METADATA_URL (issuer, audience = client id, `serviceurl` claim = the activity's
  * serviceUrl) and routes it to our handlers; it runs on our one HTTP server through an adapter.
  */
-export function createTeamsPlatform(deps: {
-  config: Config;
-  db: Db;
-  clock: Clock;
-  log: Logger;
-  activations: ActivationService;
-  admin: AdminService;
-}): TeamsPlatform | undefined {
+export function createTeamsPlatform(deps: SurfaceDeps): ChatSurface | undefined {
   const { config } = deps;
   const clientId = config.TEAMS_CLIENT_ID;
   const clientSecret = config.TEAMS_CLIENT_SECRET;
