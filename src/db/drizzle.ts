@@ -8,10 +8,10 @@ import { createRequire } from 'node:module';
  * "type" (getPackageScopeConfig), and on Node 24 that copies the whole "exports" field out and
  * JSON-parses it every time. drizzle-orm's package.json is 179 KB with 447 export entries, and its
  * ESM build is about 450 files, so `import('drizzle-orm/pg-core')` allocated ~150 MB of short-lived
- * garbage at start-up: the heap grew to ~230 MB and kept it (an idle `elevate serve` sat at
- * 270–280 MB RSS). The same files with a two-entry package.json, or `require()` (which reads the
- * "type" only), cost 7–9 MB. Loading only the CommonJS copy also keeps one copy of drizzle's
- * classes in the process, which its `is()` checks rely on.
+ * garbage at start-up: the heap grew to ~230 MB and kept it. The same files with a two-entry
+ * package.json, or `require()` (which reads the "type" only), cost 7–9 MB. An idle `elevate serve`
+ * on PostgreSQL went from 285 to 180–190 MB RSS. Import no drizzle-orm value anywhere else: the ESM
+ * copy would be loaded beside this one, with its cost (test/unit/architecture.test.ts checks).
  */
 const requireCjs = createRequire(import.meta.url);
 
