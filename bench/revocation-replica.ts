@@ -8,10 +8,10 @@
  * process holding it.
  */
 import { performance } from 'node:perf_hooks';
-import { sql } from 'drizzle-orm';
 import { systemClock } from '../src/clock.ts';
 import { loadConfig } from '../src/config.ts';
 import { openDatabase } from '../src/db/client.ts';
+import { sql } from '../src/db/drizzle.ts';
 import { createReminderService } from '../src/elevation/reminder-service.ts';
 import { lifecycleJobs } from '../src/jobs/lifecycle-jobs.ts';
 import { SCHEDULES, startScheduler } from '../src/jobs/scheduler.ts';

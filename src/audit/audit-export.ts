@@ -1,5 +1,5 @@
-import { and, asc, gt, gte, lte, max, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
+import { and, asc, gt, gte, lte, max, type SQL } from '../db/drizzle.ts';
 import { auditEvents } from './audit.sql.ts';
 import type { AuditEvent } from './audit-log.ts';
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { desc, sql } from 'drizzle-orm';
 import type { Tx } from '../db/client.ts';
+import { desc, sql } from '../db/drizzle.ts';
 import { auditEvents } from './audit.sql.ts';
 
 /** The `prevHash` of the first event. */

@@ -1,5 +1,5 @@
-import { and, asc, gt, lte, max } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
+import { and, asc, gt, lte, max } from '../db/drizzle.ts';
 import { auditEvents } from './audit.sql.ts';
 import { GENESIS_HASH, hashEvent } from './audit-log.ts';
 

@@ -1,4 +1,4 @@
-import { bigserial, jsonb, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+import { bigserial, jsonb, pgTable, text, timestamp } from '../db/drizzle.ts';
 
 /**
  * Append-only, hash-chained record of everything that happened. `hash` is

@@ -1,5 +1,5 @@
-import { and, eq, isNull, ne, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
+import { and, eq, isNull, ne, or, sql } from '../db/drizzle.ts';
 import { chatMessages } from './chat-message.sql.ts';
 
 /** A stored posted message. */

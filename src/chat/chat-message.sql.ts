@@ -1,4 +1,4 @@
-import { index, jsonb, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { index, jsonb, pgTable, text, timestamp, uuid } from '../db/drizzle.ts';
 import { activations } from '../elevation/activation.sql.ts';
 import { principals } from '../elevation/principal.sql.ts';
 

@@ -35,7 +35,7 @@ Options:
 };
 
 async function appliedCount(database: Database): Promise<number> {
-  const [{ sql }, { rowsOf }] = await Promise.all([import('drizzle-orm'), import('../db/client.ts')]);
+  const [{ sql }, { rowsOf }] = await Promise.all([import('../db/drizzle.ts'), import('../db/client.ts')]);
   try {
     const [row] = rowsOf<{ n: number }>(
       await database.db.execute(sql`select count(*)::int as n from drizzle.__drizzle_migrations`),

@@ -1,5 +1,5 @@
-import { and, desc, eq, gte, inArray, isNull, ne } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
+import { and, desc, eq, gte, inArray, isNull, ne } from '../db/drizzle.ts';
 import { conflict, notFound } from '../errors.ts';
 import { type ActivationStatus, activations, decisions, OPEN_STATUSES } from './activation.sql.ts';
 import { principals } from './principal.sql.ts';

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
-import { and, eq, gt, inArray, isNull, lte, ne, or, type SQL } from 'drizzle-orm';
 import type { Clock } from '../clock.ts';
 import type { Db, Tx } from '../db/client.ts';
+import { and, eq, gt, inArray, isNull, lte, ne, or, type SQL } from '../db/drizzle.ts';
 import { conflict, forbidden, invalid } from '../errors.ts';
 import { GrantError, type GrantProvider, type GrantTarget } from '../grants/grant-provider.ts';
 import type { ProviderRegistry } from '../grants/registry.ts';

@@ -1,5 +1,4 @@
-import { sql } from 'drizzle-orm';
-import { index, integer, pgTable, text, timestamp, unique, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { index, integer, pgTable, sql, text, timestamp, unique, uniqueIndex, uuid } from '../db/drizzle.ts';
 import { principals } from './principal.sql.ts';
 import { roles } from './role.sql.ts';
 

@@ -1,7 +1,7 @@
-import { and, eq, inArray, notInArray } from 'drizzle-orm';
 import { canonicalJson } from '../audit/audit-log.ts';
 import type { Clock } from '../clock.ts';
 import type { Db, Tx } from '../db/client.ts';
+import { and, eq, inArray, notInArray } from '../db/drizzle.ts';
 import { conflict, forbidden, invalid, notFound } from '../errors.ts';
 import type { ProviderRegistry } from '../grants/registry.ts';
 import {

@@ -1,5 +1,5 @@
-import { and, eq, gt, gte, inArray, isNull, lte, ne, or, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client.ts';
+import { and, eq, gt, gte, inArray, isNull, lte, ne, or, sql } from '../db/drizzle.ts';
 import { activations } from './activation.sql.ts';
 import { type AlertKind, alertSettings, alerts } from './alert.sql.ts';
 import { type AlertSettings, alertSettingsSchema } from './alert-settings.ts';

@@ -1,7 +1,7 @@
-import { and, desc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import { canonicalJson } from '../audit/audit-log.ts';
 import type { Clock } from '../clock.ts';
 import type { Db, Tx } from '../db/client.ts';
+import { and, desc, eq, inArray, isNull, sql } from '../db/drizzle.ts';
 import { conflict, ElevateError, forbidden, invalid, notFound } from '../errors.ts';
 import type { ProviderRegistry } from '../grants/registry.ts';
 import { type Actor, SYSTEM } from './actor.ts';

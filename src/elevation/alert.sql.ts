@@ -1,5 +1,4 @@
-import { sql } from 'drizzle-orm';
-import { index, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { index, jsonb, pgTable, sql, text, timestamp, uniqueIndex, uuid } from '../db/drizzle.ts';
 import type { AlertSettings } from './alert-settings.ts';
 import { roles } from './role.sql.ts';
 

@@ -1,6 +1,6 @@
-import { sql } from 'drizzle-orm';
 import { appendAudit } from '../audit/audit-log.ts';
 import type { Db } from '../db/client.ts';
+import { sql } from '../db/drizzle.ts';
 import type { Actor } from './actor.ts';
 import { chatIdentities } from './principal.sql.ts';
 import { ensurePrincipal, type Principal } from './principal-repository.ts';

@@ -1,4 +1,4 @@
-import { index, integer, jsonb, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { index, integer, jsonb, pgTable, text, timestamp, uuid } from '../db/drizzle.ts';
 import { activations } from './activation.sql.ts';
 import { principals } from './principal.sql.ts';
 

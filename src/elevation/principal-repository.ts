@@ -1,5 +1,5 @@
-import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
+import { and, eq, inArray, sql } from '../db/drizzle.ts';
 import { invalid } from '../errors.ts';
 import { chatIdentities, principals } from './principal.sql.ts';
 

@@ -1,4 +1,4 @@
-import { boolean, jsonb, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { boolean, jsonb, pgTable, primaryKey, text, timestamp, uuid } from '../db/drizzle.ts';
 
 /** A person, keyed by lower-cased email; the same principal behind every chat identity. */
 export const principals = pgTable('principals', {

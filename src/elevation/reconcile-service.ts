@@ -1,6 +1,6 @@
-import { and, eq, inArray, isNull, lte, ne } from 'drizzle-orm';
 import type { Clock } from '../clock.ts';
 import type { Db, Tx } from '../db/client.ts';
+import { and, eq, inArray, isNull, lte, ne } from '../db/drizzle.ts';
 import { conflict } from '../errors.ts';
 import type { GrantProvider, GrantTarget } from '../grants/grant-provider.ts';
 import type { ProviderRegistry } from '../grants/registry.ts';

@@ -1,4 +1,4 @@
-import { integer, pgTable, text, timestamp, unique, uuid } from 'drizzle-orm/pg-core';
+import { integer, pgTable, text, timestamp, unique, uuid } from '../db/drizzle.ts';
 import { roles } from './role.sql.ts';
 
 const ts = () => timestamp({ withTimezone: true });

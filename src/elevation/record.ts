@@ -1,6 +1,6 @@
-import { sql } from 'drizzle-orm';
 import { appendAudits } from '../audit/audit-log.ts';
 import type { Tx } from '../db/client.ts';
+import { sql } from '../db/drizzle.ts';
 import type { Actor } from './actor.ts';
 import { notifications } from './notification.sql.ts';
 

@@ -1,6 +1,6 @@
-import { and, eq, gt, isNotNull, isNull, lt, lte, or } from 'drizzle-orm';
 import type { Clock } from '../clock.ts';
 import type { Db, Tx } from '../db/client.ts';
+import { and, eq, gt, isNotNull, isNull, lt, lte, or } from '../db/drizzle.ts';
 import { activations } from './activation.sql.ts';
 import { SYSTEM } from './actor.ts';
 import { MINUTE_MS } from './duration.ts';

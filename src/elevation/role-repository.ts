@@ -1,5 +1,5 @@
-import { and, asc, eq, inArray, isNull } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
+import { and, asc, eq, inArray, isNull } from '../db/drizzle.ts';
 import { notFound } from '../errors.ts';
 import { principals } from './principal.sql.ts';
 import { eligibilities, roles } from './role.sql.ts';

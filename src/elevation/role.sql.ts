@@ -1,4 +1,4 @@
-import { index, integer, jsonb, pgTable, text, timestamp, unique, uuid } from 'drizzle-orm/pg-core';
+import { index, integer, jsonb, pgTable, text, timestamp, unique, uuid } from '../db/drizzle.ts';
 import { principals } from './principal.sql.ts';
 import type { RoleSettings } from './role-settings.ts';
 

@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { and, eq, gt, isNull } from 'drizzle-orm';
 import { appendAudit } from '../audit/audit-log.ts';
 import type { Clock } from '../clock.ts';
 import type { Db, Tx } from '../db/client.ts';
+import { and, eq, gt, isNull } from '../db/drizzle.ts';
 import { ElevateError, forbidden } from '../errors.ts';
 import { MINUTE_MS } from './duration.ts';
 import { type StepUpPurpose, stepUps } from './step-up.sql.ts';

@@ -1,4 +1,4 @@
-import { index, jsonb, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { index, jsonb, pgTable, text, timestamp, uuid } from '../db/drizzle.ts';
 import { principals } from './principal.sql.ts';
 
 /** What a step-up lets happen once the person has signed in again with MFA. */

@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { sql } from 'drizzle-orm';
 import { type Db, MIGRATIONS_FOLDER, rowsOf } from '../db/client.ts';
+import { sql } from '../db/drizzle.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 

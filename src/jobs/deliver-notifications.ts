@@ -1,7 +1,7 @@
-import { and, asc, eq, inArray, lte, sql } from 'drizzle-orm';
 import { type ChatPlatform, DeliveryError, type Notification } from '../chat/chat-platform.ts';
 import type { Clock } from '../clock.ts';
 import type { Db } from '../db/client.ts';
+import { and, asc, eq, inArray, lte, sql } from '../db/drizzle.ts';
 import { notifications } from '../elevation/notification.sql.ts';
 import { principalsByIds } from '../elevation/principal-repository.ts';
 import type { Logger } from '../log.ts';

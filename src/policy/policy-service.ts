@@ -1,6 +1,6 @@
-import { and, asc, eq, gt, inArray, isNull, ne, or, sql } from 'drizzle-orm';
 import type { Clock } from '../clock.ts';
 import type { Db } from '../db/client.ts';
+import { and, asc, eq, gt, inArray, isNull, ne, or, sql } from '../db/drizzle.ts';
 import { activations, OPEN_STATUSES } from '../elevation/activation.sql.ts';
 import type { Actor } from '../elevation/actor.ts';
 import {

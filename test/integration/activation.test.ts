@@ -1,6 +1,6 @@
-import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { auditEvents } from '../../src/audit/audit.sql.ts';
+import { and, eq } from '../../src/db/drizzle.ts';
 import { activations } from '../../src/elevation/activation.sql.ts';
 import { notifications } from '../../src/elevation/notification.sql.ts';
 import { principals } from '../../src/elevation/principal.sql.ts';

@@ -1,7 +1,7 @@
-import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { z } from 'zod';
 import { auditEvents } from '../../src/audit/audit.sql.ts';
+import { and, eq } from '../../src/db/drizzle.ts';
 import { createActivationService } from '../../src/elevation/activation-service.ts';
 import { type Actor, cliActor, principalActor } from '../../src/elevation/actor.ts';
 import { createAdminService, type RoleInput } from '../../src/elevation/admin-service.ts';

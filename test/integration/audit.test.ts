@@ -1,9 +1,9 @@
-import { sql } from 'drizzle-orm';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { auditEvents } from '../../src/audit/audit.sql.ts';
 import { exportAudit } from '../../src/audit/audit-export.ts';
 import { type AuditEntry, appendAudit, GENESIS_HASH, hashEvent } from '../../src/audit/audit-log.ts';
 import { verifyAudit } from '../../src/audit/audit-verify.ts';
+import { sql } from '../../src/db/drizzle.ts';
 import { createCore } from '../support/core.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
 

@@ -1,8 +1,8 @@
-import { and, eq, inArray } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { z } from 'zod';
 import { auditEvents } from '../../src/audit/audit.sql.ts';
 import { verifyAudit } from '../../src/audit/audit-verify.ts';
+import { and, eq, inArray } from '../../src/db/drizzle.ts';
 import { activations } from '../../src/elevation/activation.sql.ts';
 import { createActivationService } from '../../src/elevation/activation-service.ts';
 import { notifications } from '../../src/elevation/notification.sql.ts';

@@ -1,6 +1,6 @@
-import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { auditEvents } from '../../src/audit/audit.sql.ts';
+import { eq } from '../../src/db/drizzle.ts';
 import { activations, decisions } from '../../src/elevation/activation.sql.ts';
 import { ElevateError } from '../../src/errors.ts';
 import { createCore } from '../support/core.ts';

@@ -1,6 +1,6 @@
-import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { auditEvents } from '../../src/audit/audit.sql.ts';
+import { eq } from '../../src/db/drizzle.ts';
 import { principalActor } from '../../src/elevation/actor.ts';
 import { linkChatIdentity, recordRefusal } from '../../src/elevation/identity-service.ts';
 import { chatIdentities } from '../../src/elevation/principal.sql.ts';

@@ -1,7 +1,7 @@
-import { and, eq, inArray } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, test, vi } from 'vitest';
 import { z } from 'zod';
 import { auditEvents } from '../../src/audit/audit.sql.ts';
+import { and, eq, inArray } from '../../src/db/drizzle.ts';
 import { activations } from '../../src/elevation/activation.sql.ts';
 import { createActivationService, SETTLE_CONCURRENCY } from '../../src/elevation/activation-service.ts';
 import { notifications } from '../../src/elevation/notification.sql.ts';

@@ -1,8 +1,8 @@
-import { asc, eq } from 'drizzle-orm';
 import { afterEach, beforeEach, expect, test } from 'vitest';
 import { z } from 'zod';
 import { auditEvents } from '../../src/audit/audit.sql.ts';
 import type { Db } from '../../src/db/client.ts';
+import { asc, eq } from '../../src/db/drizzle.ts';
 import { activations } from '../../src/elevation/activation.sql.ts';
 import { principalActor } from '../../src/elevation/actor.ts';
 import { createAdminService } from '../../src/elevation/admin-service.ts';

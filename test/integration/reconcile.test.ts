@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { and, eq } from 'drizzle-orm';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { auditEvents } from '../../src/audit/audit.sql.ts';
+import { and, eq } from '../../src/db/drizzle.ts';
 import type { RoleInput } from '../../src/elevation/admin-service.ts';
 import { notifications } from '../../src/elevation/notification.sql.ts';
 import { reconcileFindings } from '../../src/elevation/reconcile.sql.ts';

@@ -1,8 +1,8 @@
 import { createServer } from 'node:net';
-import { and, desc, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { auditEvents } from '../../src/audit/audit.sql.ts';
 import { createStepUpRoutes } from '../../src/auth/step-up-routes.ts';
+import { and, desc, eq } from '../../src/db/drizzle.ts';
 import { activations, decisions } from '../../src/elevation/activation.sql.ts';
 import type { Actor } from '../../src/elevation/actor.ts';
 import { linkChatIdentity } from '../../src/elevation/identity-service.ts';

@@ -33,3 +33,15 @@ test('the core imports no chat SDK, no surface, no loop and no concrete provider
   }
   expect(offences).toEqual([]);
 });
+
+test('drizzle-orm is loaded only through src/db/drizzle.ts (its CommonJS build; see there why)', () => {
+  const offences: string[] = [];
+  for (const file of sourceFiles(SRC).filter((f) => !f.endsWith('/db/drizzle.ts'))) {
+    const text = readFileSync(file, 'utf8');
+    const dynamic = [...text.matchAll(/(?<!typeof\s+)import\(\s*'([^']+)'\s*\)/g)].map((m) => m[1] ?? '');
+    for (const spec of [...valueImports(file), ...dynamic]) {
+      if (/^drizzle-orm(\/|$)/.test(spec)) offences.push(`${relative(SRC, file)} imports ${spec}`);
+    }
+  }
+  expect(offences).toEqual([]);
+});

@@ -5,8 +5,8 @@ import type {
   ButtonAction,
   SlackActionMiddlewareArgs,
 } from '@slack/bolt';
-import { desc } from 'drizzle-orm';
 import { auditEvents } from '../../audit/audit.sql.ts';
+import { desc } from '../../db/drizzle.ts';
 import { OPEN_STATUSES } from '../../elevation/activation.sql.ts';
 import { findPrincipalByEmail } from '../../elevation/principal-repository.ts';
 import { getRoleByName, listEligibilities, listRoles } from '../../elevation/role-repository.ts';

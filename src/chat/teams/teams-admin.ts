@@ -1,5 +1,5 @@
-import { desc } from 'drizzle-orm';
 import { auditEvents } from '../../audit/audit.sql.ts';
+import { desc } from '../../db/drizzle.ts';
 import { OPEN_STATUSES } from '../../elevation/activation.sql.ts';
 import { getRoleByName, listEligibilities, listRoles } from '../../elevation/role-repository.ts';
 import { ElevateError, forbidden, invalid } from '../../errors.ts';

@@ -1,6 +1,6 @@
-import { and, eq } from 'drizzle-orm';
 import type { Clock } from '../../clock.ts';
 import type { Db } from '../../db/client.ts';
+import { and, eq } from '../../db/drizzle.ts';
 import { linkChatIdentity } from '../../elevation/identity-service.ts';
 import { chatIdentities } from '../../elevation/principal.sql.ts';
 import { findPrincipalByEmail, type Principal } from '../../elevation/principal-repository.ts';

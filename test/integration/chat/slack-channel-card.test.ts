@@ -1,9 +1,9 @@
-import { and, eq, isNull } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chatMessages } from '../../../src/chat/chat-message.sql.ts';
 import { createSlackPlatform, type SlackPlatform } from '../../../src/chat/slack/slack-platform.ts';
 import { loadConfig } from '../../../src/config.ts';
 import { type Database, openDatabase } from '../../../src/db/client.ts';
+import { and, eq, isNull } from '../../../src/db/drizzle.ts';
 import { createActivationService } from '../../../src/elevation/activation-service.ts';
 import { notifications } from '../../../src/elevation/notification.sql.ts';
 import { createNotificationDelivery } from '../../../src/jobs/deliver-notifications.ts';
