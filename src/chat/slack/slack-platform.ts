@@ -4,6 +4,7 @@ import type { Config } from '../../config.ts';
 import type { Db } from '../../db/client.ts';
 import type { ActivationService } from '../../elevation/activation-service.ts';
 import type { AdminService } from '../../elevation/admin-service.ts';
+import type { AlertService } from '../../elevation/alert-service.ts';
 import type { Principal } from '../../elevation/principal-repository.ts';
 import { DEFAULT_SLACK_API_URL } from '../../grants/slack-usergroup/slack-env.ts';
 import type { Route } from '../../http/server.ts';
@@ -42,6 +43,7 @@ export function createSlackPlatform(deps: {
   log: Logger;
   activations: ActivationService;
   admin: AdminService;
+  alerts: AlertService;
   /** Extra Bolt options, e.g. `botId`/`botUserId` to skip auth.test. */
   boltOptions?: { botId?: string; botUserId?: string };
 }): SlackPlatform | undefined {
@@ -91,6 +93,7 @@ export function createSlackPlatform(deps: {
     client: app.client,
     activations: deps.activations,
     admin: deps.admin,
+    alerts: deps.alerts,
     identity,
     async publishHome(userId: string, known?: Principal) {
       let message = plainMessage('');

@@ -8,6 +8,7 @@ import type { Config } from '../../config.ts';
 import type { Db } from '../../db/client.ts';
 import type { ActivationService } from '../../elevation/activation-service.ts';
 import type { AdminService } from '../../elevation/admin-service.ts';
+import type { AlertService } from '../../elevation/alert-service.ts';
 import { type Route, sendJson } from '../../http/server.ts';
 import type { Logger } from '../../log.ts';
 import type { ChatPlatform } from '../chat-platform.ts';
@@ -45,6 +46,7 @@ export function createTeamsPlatform(deps: {
   log: Logger;
   activations: ActivationService;
   admin: AdminService;
+  alerts: AlertService;
 }): TeamsPlatform | undefined {
   const { config } = deps;
   const clientId = config.TEAMS_CLIENT_ID;
@@ -73,6 +75,7 @@ export function createTeamsPlatform(deps: {
     log,
     activations: deps.activations,
     admin: deps.admin,
+    alerts: deps.alerts,
     identity,
     connector,
   };
