@@ -95,7 +95,7 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
     if (config.ELEVATE_POLICY_FILE) await applyPolicyFile(services.policy, config.ELEVATE_POLICY_FILE, log);
 
     // Chat platforms whose credentials are set, one line each; they mount their routes below.
-    const { activations, admin } = services;
+    const { activations, admin, alerts } = services;
     const slack = createSlackPlatform({
       config,
       db: database.db,
@@ -103,6 +103,7 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
       log,
       activations,
       admin,
+      alerts,
     });
     const teams = createTeamsPlatform({
       config,
@@ -111,6 +112,7 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
       log,
       activations,
       admin,
+      alerts,
     });
     const platforms = [slack, teams].filter((p) => p !== undefined);
     const routes: Route[] = platforms.flatMap((p) => p.routes);

@@ -3,7 +3,7 @@ import type { AlertView } from '../elevation/alert-repository.ts';
 import { formatDuration } from '../elevation/duration.ts';
 import type { Role } from '../elevation/role-repository.ts';
 import { DURATION_SETTINGS } from '../elevation/role-settings.ts';
-import { alertLine, type Block, type Form, statusText, when } from './messages.ts';
+import { alertActions, alertLine, type Block, type Form, statusText, when } from './messages.ts';
 
 /** An admin list or form shown in the admin dialog. */
 const page = (title: string, blocks: Block[]): Form => ({
@@ -27,6 +27,7 @@ export function adminMenuForm(): Form {
         { name: 'adminActivations', label: 'Running activations', value: 'activations' },
         { name: 'adminAudit', label: 'Audit events', value: 'audit' },
         { name: 'adminDeliveries', label: 'Failed deliveries', value: 'deliveries' },
+        { name: 'adminAlerts', label: 'Alerts', value: 'alerts' },
       ],
     },
   ]);
@@ -238,14 +239,18 @@ export function deliveriesPage(
 
 /**
  * The open security alerts, newest first (the alert service's `list()`), each with when it was
- * raised; an alert's action is added by the surface (ALERT_ACTIONS, value: the alert id).
+ * raised and its action where ALERT_ACTIONS names one (value: the alert id).
  */
 export function alertsPage(alerts: AlertView[]): Form {
   if (alerts.length === 0) return page('Security alerts', [{ type: 'text', text: 'No open alerts.' }]);
   return page(
     'Security alerts',
-    alerts
-      .slice(0, 40)
-      .map((a): Block => ({ type: 'text', text: `${alertLine(a)}\nraised ${when(a.raisedAt)}` })),
+    alerts.slice(0, 40).map(
+      (a): Block => ({
+        type: 'text',
+        text: `${alertLine(a)}\nraised ${when(a.raisedAt)}`,
+        actions: alertActions(a),
+      }),
+    ),
   );
 }

@@ -4,6 +4,7 @@ import type { Db } from '../db/client.ts';
 import type { ActivationView } from '../elevation/activation-repository.ts';
 import type { ActivationService } from '../elevation/activation-service.ts';
 import type { AdminService } from '../elevation/admin-service.ts';
+import type { AlertService } from '../elevation/alert-service.ts';
 import type { notifications } from '../elevation/notification.sql.ts';
 import type { Principal } from '../elevation/principal-repository.ts';
 import type { Route } from '../http/server.ts';
@@ -26,6 +27,7 @@ export interface SurfaceDeps {
   log: Logger;
   activations: ActivationService;
   admin: AdminService;
+  alerts: AlertService;
 }
 
 /** One outbox row as the delivery job hands it to a platform. */

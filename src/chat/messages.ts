@@ -2,7 +2,7 @@ import type { ActivationView } from '../elevation/activation-repository.ts';
 import type { Access } from '../elevation/activation-service.ts';
 import { ALERT_KINDS } from '../elevation/alert.sql.ts';
 import type { AlertView } from '../elevation/alert-repository.ts';
-import { ALERT_TITLES, alertSummary } from '../elevation/alert-service.ts';
+import { ALERT_ACTIONS, ALERT_TITLES, alertSummary } from '../elevation/alert-service.ts';
 import { formatDuration, MINUTE_MS } from '../elevation/duration.ts';
 import type { Role } from '../elevation/role-repository.ts';
 import type { StepUpLink } from '../elevation/step-up-service.ts';
@@ -40,7 +40,10 @@ export type ActionName =
   | 'adminEligibilityAssign'
   | 'adminEligibilityRemove'
   | 'adminAssignmentCreate'
-  | 'adminRevoke';
+  | 'adminRevoke'
+  | 'adminAlerts'
+  | 'alertRemoveEligibility'
+  | 'alertRevoke';
 
 /** One piece of a message. Text may use `*bold*`; platforms translate it. */
 export type Block =
@@ -622,7 +625,24 @@ export function alertNotice(data: Record<string, unknown>): Message {
     unknown
   >;
   const subject = typeof data.subject === 'string' ? data.subject : '';
-  return withActions(`Admin alert: ${alertLine({ kind, role: String(data.role), subject, details })}`, []);
+  return withActions(
+    `Admin alert: ${alertLine({ kind, role: String(data.role), subject, details })}`,
+    alertActions({ id: String(data.alertId ?? ''), kind }),
+  );
+}
+
+/** The button an alert offers (ALERT_ACTIONS; value: the alert id), none for the kinds that only go away. */
+export function alertActions(alert: Pick<AlertView, 'id' | 'kind'>): Action[] {
+  switch (ALERT_ACTIONS[alert.kind]) {
+    case 'removeEligibility':
+      return [
+        { name: 'alertRemoveEligibility', label: 'Remove eligibility', value: alert.id, style: 'danger' },
+      ];
+    case 'revoke':
+      return [{ name: 'alertRevoke', label: 'Revoke', value: alert.id, style: 'danger' }];
+    default:
+      return [];
+  }
 }
 
 const cancelAction = (id: string): Action => ({ name: 'cancel', label: 'Cancel', value: id });

@@ -3,8 +3,10 @@ import type { Db } from '../../src/db/client.ts';
 import { createActivationService } from '../../src/elevation/activation-service.ts';
 import { type Actor, cliActor, principalActor } from '../../src/elevation/actor.ts';
 import { createAdminService, type RoleInput } from '../../src/elevation/admin-service.ts';
+import { createAlertService } from '../../src/elevation/alert-service.ts';
 import { MINUTE_MS } from '../../src/elevation/duration.ts';
 import { ensurePrincipal } from '../../src/elevation/principal-repository.ts';
+import { createReconcileService } from '../../src/elevation/reconcile-service.ts';
 import { createStepUpService, type StepUpOptions } from '../../src/elevation/step-up-service.ts';
 import type { GrantProvider, GrantTarget } from '../../src/grants/grant-provider.ts';
 import { createProviderRegistry, PROVIDERS } from '../../src/grants/registry.ts';
@@ -72,6 +74,8 @@ export function createCore(
   const stepUps = createStepUpService({ db, clock, options: stepUp });
   const activations = createActivationService({ db, providers, clock, stepUps });
   const admin = createAdminService({ db, providers, clock, settle: activations.settle });
+  const reconcile = createReconcileService({ db, providers, clock });
+  const alerts = createAlertService({ db, providers, clock, reconcile });
   const cli = cliActor('test');
   return {
     db,
@@ -81,6 +85,7 @@ export function createCore(
     stepUps,
     activations,
     admin,
+    alerts,
     cli,
     /** Moves the clock forward. */
     advance(minutes: number) {

@@ -16,6 +16,7 @@ import { parseSettings, parseYaml } from '../admin-form-values.ts';
 import {
   activationsPage,
   adminMenuForm,
+  alertsPage,
   assignmentForm,
   auditPage,
   deliveriesPage,
@@ -24,7 +25,7 @@ import {
   rolesPage,
 } from '../admin-messages.ts';
 import { auditRefusal, explain } from '../answers.ts';
-import type { Form } from '../messages.ts';
+import { alertLine, type Form } from '../messages.ts';
 import { ACTION, BLOCK, VIEW } from './ids.ts';
 import { formValues, renderModal } from './render.ts';
 import { submitForm } from './requester-listeners.ts';
@@ -50,7 +51,7 @@ export async function openAdminMenu(
   await ctx.client.views.open({ trigger_id: triggerId, view: renderModal(adminMenuForm()) });
 }
 
-/** Admin dialogs: roles, eligibility, assignments, revoke, audit, failed deliveries. */
+/** Admin dialogs: roles, eligibility, assignments, revoke, audit, failed deliveries, alerts. */
 export function registerAdminListeners(app: App, ctx: SlackContext): void {
   /** An admin button: checks the clicker is an admin (the services check again), then shows a page. */
   const adminButton = (
@@ -93,6 +94,48 @@ export function registerAdminListeners(app: App, ctx: SlackContext): void {
     auditPage(await ctx.db.select().from(auditEvents).orderBy(desc(auditEvents.seq)).limit(25)),
   );
   adminButton(ACTION.adminDeliveries, async () => deliveriesPage(await listFailedNotifications(ctx.db)));
+  adminButton(ACTION.adminAlerts, async () => alertsPage(await ctx.alerts.list()));
+
+  // An alert's action, on the admins' notice or on the alerts page. No admin pre-check here: the
+  // core refuses a non-admin and audits it (alert.action_refused), so the refusal is audited once.
+  for (const [actionId, op] of [
+    [ACTION.alertRemoveEligibility, 'removeEligibility'],
+    [ACTION.alertRevoke, 'revoke'],
+  ] as const) {
+    app.action<BlockAction<ButtonAction>>(actionId, async (args) => {
+      await args.ack();
+      const { body, action } = args;
+      const alertId = action.value ?? '';
+      let text: string;
+      let done = false;
+      try {
+        const person = await personOf(ctx, body.user.id, body.user.team_id ?? body.team?.id ?? '');
+        const alert = await ctx.alerts[op]({ actor: person.actor, alertId });
+        text = `${alertLine(alert)}\nResolved by ${alert.resolvedBy ?? person.principal.email}.`;
+        done = true;
+      } catch (error) {
+        text = explain(ctx, error);
+      }
+      if (body.view?.id) {
+        // On the alerts page: the page shows what is still open; the outcome comes as a DM.
+        if (done)
+          await args.client.views.update({
+            view_id: body.view.id,
+            view: renderModal(alertsPage(await ctx.alerts.list())),
+          });
+        await args.client.chat.postMessage({ channel: body.user.id, text });
+      } else if (body.response_url) {
+        // On the notice: a success replaces it (no button left to click); a failure is for the clicker.
+        await args.respond(
+          done
+            ? { replace_original: true, text }
+            : { response_type: 'ephemeral', replace_original: false, text },
+        );
+      } else {
+        await args.client.chat.postMessage({ channel: body.user.id, text });
+      }
+    });
+  }
 
   const push = async (args: ButtonArgs, form: Form) => {
     await args.client.views.push({ trigger_id: args.body.trigger_id, view: renderModal(form) });

@@ -35,6 +35,7 @@ export const ACTION = {
   adminActivations: 'elevate_admin_activations',
   adminAudit: 'elevate_admin_audit',
   adminDeliveries: 'elevate_admin_deliveries',
+  adminAlerts: 'elevate_admin_alerts',
   /** Admin: new role modal (value unused). */
   adminRoleCreate: 'elevate_admin_role_create',
   /** Admin: edit a role's settings (value: role name). */
@@ -49,6 +50,10 @@ export const ACTION = {
   adminAssignmentCreate: 'elevate_admin_assignment_create',
   /** Admin: revoke a running activation or assignment (value: activation id). */
   adminRevoke: 'elevate_admin_revoke',
+  /** Alert notice / alerts page: remove a stale eligibility (value: alert id). */
+  alertRemoveEligibility: 'elevate_alert_remove_eligibility',
+  /** Alert notice / alerts page: revoke a grant held outside Elevate (value: alert id). */
+  alertRevoke: 'elevate_alert_revoke',
 } as const;
 
 /** Modals (`callback_id`); `private_metadata` carries the subject (role name or activation id). */

@@ -4,6 +4,7 @@ import type { Db } from '../../db/client.ts';
 import type { ActivationService } from '../../elevation/activation-service.ts';
 import { type Actor, principalActor } from '../../elevation/actor.ts';
 import type { AdminService } from '../../elevation/admin-service.ts';
+import type { AlertService } from '../../elevation/alert-service.ts';
 import type { Principal } from '../../elevation/principal-repository.ts';
 import type { Logger } from '../../log.ts';
 import type { SlackIdentity } from './slack-identity.ts';
@@ -16,6 +17,7 @@ export interface SlackContext {
   client: WebClient;
   activations: ActivationService;
   admin: AdminService;
+  alerts: AlertService;
   identity: SlackIdentity;
   /** Publishes a user's App Home (the board). */
   publishHome(userId: string, principal?: Principal): Promise<void>;

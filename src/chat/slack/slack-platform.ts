@@ -78,6 +78,7 @@ export function createSlackPlatform(
     client: app.client,
     activations: deps.activations,
     admin: deps.admin,
+    alerts: deps.alerts,
     identity,
     async publishHome(userId: string, known?: Principal) {
       let message = plainMessage('');

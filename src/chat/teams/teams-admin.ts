@@ -8,6 +8,7 @@ import { parseSettings, parseYaml } from '../admin-form-values.ts';
 import {
   activationsPage,
   adminMenuForm,
+  alertsPage,
   assignmentForm,
   auditPage,
   deliveriesPage,
@@ -23,6 +24,9 @@ import { instant, type Person, type TeamsContext } from './teams-context.ts';
 /** The refusal every non-admin gets in an admin dialog. */
 export const notAdmin = () =>
   forbidden('The admin dialogs are for Elevate admins; ask one if you need a change.');
+
+/** The core's alert action behind each alert button. */
+export const ALERT_OPS = { alertRemoveEligibility: 'removeEligibility', alertRevoke: 'revoke' } as const;
 
 const page = (form: Form) => dialogResponse(form.title, renderForm(form), 'large');
 
@@ -65,6 +69,12 @@ export async function adminSubmit(ctx: TeamsContext, person: Person, data: Dialo
         );
       case 'adminDeliveries':
         return page(deliveriesPage(await listFailedNotifications(ctx.db)));
+      case 'adminAlerts':
+        return page(alertsPage(await ctx.alerts.list()));
+      case 'alertRemoveEligibility':
+      case 'alertRevoke':
+        await ctx.alerts[ALERT_OPS[action]]({ actor: person.actor, alertId: value });
+        return page(alertsPage(await ctx.alerts.list()));
       case 'adminRoleCreate':
         return formDialog(roleForm(undefined, []));
       case 'adminRoleEdit': {

@@ -3,6 +3,7 @@ import type { Db } from '../../db/client.ts';
 import type { ActivationService } from '../../elevation/activation-service.ts';
 import { type Actor, principalActor } from '../../elevation/actor.ts';
 import type { AdminService } from '../../elevation/admin-service.ts';
+import type { AlertService } from '../../elevation/alert-service.ts';
 import type { Principal } from '../../elevation/principal-repository.ts';
 import { invalid } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
@@ -29,6 +30,7 @@ export interface TeamsContext {
   log: Logger;
   activations: ActivationService;
   admin: AdminService;
+  alerts: AlertService;
   identity: TeamsIdentity;
   connector: Connector;
 }

@@ -4,6 +4,7 @@ import { auditRefusal, explain, failureMessage, UnknownPerson } from '../answers
 import { parseCommand } from '../command-text.ts';
 import {
   activationForm,
+  alertLine,
   approvalsMessage,
   boardMessage,
   decisionForm,
@@ -27,7 +28,7 @@ import {
   REFRESH_VERB,
   renderMessage,
 } from './render.ts';
-import { adminDialog, adminSubmit, notAdmin } from './teams-admin.ts';
+import { ALERT_OPS, adminDialog, adminSubmit, notAdmin } from './teams-admin.ts';
 import { type IncomingActivity, instant, type Person, personOf, type TeamsContext } from './teams-context.ts';
 import { approverCard, teamsCommand } from './teams-delivery.ts';
 import { tenantOf } from './teams-identity.ts';
@@ -222,11 +223,22 @@ export function createTeamsHandlers(ctx: TeamsContext, options: { tenantId?: str
               : `Deactivating ${view.role.name}: the target system is being asked to take it back.`;
           return cardResponse(await board(person, text));
         }
+        case 'alertRemoveEligibility':
+        case 'alertRevoke': {
+          // The admins' alert notice: the card becomes the outcome, with no button left to click.
+          const alert = await ctx.alerts[ALERT_OPS[verb]]({ actor: person.actor, alertId: id });
+          return cardResponse(
+            renderMessage(
+              plainMessage(`${alertLine(alert)}\nResolved by ${alert.resolvedBy ?? person.principal.email}.`),
+            ),
+          );
+        }
         default:
           return messageResponse('This button is not one Elevate knows; type `help` for the commands.');
       }
     } catch (error) {
-      await auditRefusal(ctx, person, error, verb, { type: 'activation', id });
+      // The alert service audits its own refusals (alert.action_refused); the rest are audited here.
+      if (!(verb in ALERT_OPS)) await auditRefusal(ctx, person, error, verb, { type: 'activation', id });
       // Approve waits for a step-up: the link on top of the request, whose buttons stay for another
       // try (a new link) should this one expire. The copy is updated in place once a decision counts.
       if (isStepUpNeeded(error)) {

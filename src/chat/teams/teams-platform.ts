@@ -53,6 +53,7 @@ export function createTeamsPlatform(deps: SurfaceDeps): ChatSurface | undefined 
     log,
     activations: deps.activations,
     admin: deps.admin,
+    alerts: deps.alerts,
     identity,
     connector,
   };

@@ -61,6 +61,7 @@ beforeAll(async () => {
       log,
       activations: createActivationService({ db, providers: core.providers, clock: core.clock }),
       admin: core.admin,
+      alerts: core.alerts,
       boltOptions: { botId: 'B0ELEVATE', botUserId: fake.botUserId },
     });
     if (!platform) throw new Error('Slack should be on');

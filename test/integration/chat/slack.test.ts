@@ -82,6 +82,7 @@ beforeAll(async () => {
     log,
     activations: core.activations,
     admin: core.admin,
+    alerts: core.alerts,
     boltOptions: { botId: 'B0ELEVATE', botUserId: fake.botUserId },
   });
   if (!created) throw new Error('Slack should be on');

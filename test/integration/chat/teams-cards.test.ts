@@ -2,6 +2,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import {
   activationsPage,
   adminMenuForm,
+  alertsPage,
   assignmentForm,
   auditPage,
   deliveriesPage,
@@ -106,6 +107,19 @@ test('every Teams card and dialog passes the official Adaptive Cards parser', as
       notificationMessage(kind, { role: 'open' }, active, now, teamsCommand),
       notificationMessage(kind, {}, undefined, now, teamsCommand),
     ]),
+    // An alert notice with its Action.Execute button.
+    notificationMessage(
+      'alert_raised',
+      {
+        alertId: '0b3c5e52-6f0e-4a57-9d43-3a1c1a6f1e10',
+        kind: 'unmanaged_grant',
+        role: 'db',
+        subject: 'U0EVE',
+        details: {},
+      },
+      undefined,
+      now,
+    ),
   ];
   await core.activations.approve({ actor: bo, activationId: pending.activation.id, comment: 'ok' });
   const decided = await core.activations.get(pending.activation.id);
@@ -130,6 +144,19 @@ test('every Teams card and dialog passes the official Adaptive Cards parser', as
     auditPage([{ at: now, actor: 'ana@example.com', action: 'role.saved', subjectId: 'db' }]),
     deliveriesPage([
       { createdAt: now, kind: 'activation_active', attempts: 8, lastError: 'Teams answered 403' },
+    ]),
+    alertsPage([
+      {
+        id: '0b3c5e52-6f0e-4a57-9d43-3a1c1a6f1e10',
+        kind: 'stale_eligibility',
+        roleId: role.id,
+        role: 'db',
+        subject: 'dee@example.com',
+        details: { lastActivated: null, after: '30d' },
+        raisedAt: now,
+        resolvedAt: null,
+        resolvedBy: null,
+      },
     ]),
   ];
   const cards = [

@@ -1,6 +1,6 @@
 import { expect, test } from 'vitest';
 import { alertsPage } from '../../../src/chat/admin-messages.ts';
-import { notificationMessage } from '../../../src/chat/messages.ts';
+import { type Action, notificationMessage } from '../../../src/chat/messages.ts';
 import type { AlertView } from '../../../src/elevation/alert-repository.ts';
 
 const stale: AlertView = {
@@ -39,7 +39,28 @@ test('the alert list shows each open alert with when it was raised, or says ther
     {
       type: 'text',
       text: '*Eligibility not used*: dee@example.com has not activated prod-db for 30d or more (last: never)\nraised 2026-06-01 09:00 UTC',
+      actions: [
+        { name: 'alertRemoveEligibility', label: 'Remove eligibility', value: stale.id, style: 'danger' },
+      ],
     },
   ]);
   expect(alertsPage([]).blocks).toEqual([{ type: 'text', text: 'No open alerts.' }]);
+});
+
+test('the notice offers the action ALERT_ACTIONS names, with the alert id, and none for the others', () => {
+  const buttons = (kind: string, alertId = stale.id): Action[] =>
+    notificationMessage(
+      'alert_raised',
+      { alertId, kind, role: 'ops', subject: 'x', details: {} },
+      undefined,
+      stale.raisedAt,
+    ).blocks.flatMap((b) => (b.type === 'text' ? (b.actions ?? []) : []));
+  expect(buttons('stale_eligibility')).toEqual([
+    { name: 'alertRemoveEligibility', label: 'Remove eligibility', value: stale.id, style: 'danger' },
+  ]);
+  expect(buttons('unmanaged_grant')).toEqual([
+    { name: 'alertRevoke', label: 'Revoke', value: stale.id, style: 'danger' },
+  ]);
+  expect(buttons('frequent_activation')).toEqual([]);
+  expect(buttons('too_many_active')).toEqual([]);
 });
