@@ -8,3 +8,4 @@ export * from '../elevation/principal.sql.ts';
 export * from '../elevation/reconcile.sql.ts';
 export * from '../elevation/role.sql.ts';
 export * from '../elevation/step-up.sql.ts';
+export * from '../elevation/review.sql.ts';
