@@ -30,7 +30,7 @@ export const accessReviews = pgTable(
     durationMinutes: integer().notNull(),
     recurrence: text({ enum: RECURRENCES }),
     unreviewed: text({ enum: REVIEW_DECISIONS }).notNull().default('keep'),
-    status: text({ enum: ['running', 'finished'] })
+    status: text({ enum: ['scheduled', 'running', 'finished'] })
       .notNull()
       .default('running'),
     startAt: ts().notNull(),
