@@ -12,6 +12,7 @@ import { createAdminService } from './elevation/admin-service.ts';
 import { createAlertService } from './elevation/alert-service.ts';
 import { createReconcileService } from './elevation/reconcile-service.ts';
 import { createReminderService } from './elevation/reminder-service.ts';
+import { createReviewService } from './elevation/review-service.ts';
 import { listRoles } from './elevation/role-repository.ts';
 import { createStepUpService } from './elevation/step-up-service.ts';
 import { createProviderRegistry, type ProviderCall } from './grants/registry.ts';
@@ -60,7 +61,8 @@ export function createServices(deps: {
   const policy = createPolicyService({ db, providers, clock, admin });
   const reconcile = createReconcileService({ db, providers, clock });
   const alerts = createAlertService({ db, providers, clock, reconcile });
-  return { providers, activations, admin, policy, stepUps, alerts };
+  const reviews = createReviewService({ db, providers, clock });
+  return { providers, activations, admin, policy, stepUps, alerts, reviews };
 }
 
 /** The services of one process. */
