@@ -17,6 +17,7 @@ import { listRoles } from './elevation/role-repository.ts';
 import { createStepUpService } from './elevation/step-up-service.ts';
 import { createProviderRegistry, type ProviderCall } from './grants/registry.ts';
 import { createDatabaseReadiness, createHttpServer, type Route } from './http/server.ts';
+import { accessReviewsJob } from './jobs/access-reviews.ts';
 import { createNotificationDelivery } from './jobs/deliver-notifications.ts';
 import { evaluateAlertsJob } from './jobs/evaluate-alerts.ts';
 import { lifecycleJobs } from './jobs/lifecycle-jobs.ts';
@@ -178,6 +179,7 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
           schedule: SCHEDULES.reconcile,
         },
         { job: evaluateAlertsJob(services.alerts), schedule: SCHEDULES.alerts },
+        { job: accessReviewsJob(services.reviews), schedule: SCHEDULES.reviews },
         ...(platforms.length > 0
           ? [
               {
