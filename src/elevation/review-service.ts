@@ -255,6 +255,66 @@ export async function saveReview(ctx: AdminContext, input: ReviewInput & { name:
   return { lines };
 }
 
+/**
+ * Stops the named (policy file) reviews not in `listed`: a running campaign runs to its end
+ * without a next one, a scheduled next one is dropped. Diff lines; audited.
+ */
+export async function stopReviewsNotIn(ctx: AdminContext, listed: Set<string>): Promise<Outcome> {
+  requireAdmin(ctx.actor);
+  const lines: string[] = [];
+  const current = await ctx.tx
+    .select()
+    .from(accessReviews)
+    .where(
+      and(sql`${accessReviews.name} is not null`, inArray(accessReviews.status, ['running', 'scheduled'])),
+    );
+  for (const r of current) {
+    if (!r.name || listed.has(r.name) || (r.status === 'running' && !r.recurrence)) continue;
+    if (r.status === 'scheduled') await ctx.tx.delete(accessReviews).where(eq(accessReviews.id, r.id));
+    else await ctx.tx.update(accessReviews).set({ recurrence: null }).where(eq(accessReviews.id, r.id));
+    const line = `- review ${r.name} (no longer recurs)`;
+    if (!lines.includes(line)) lines.push(line);
+    await recordChange(ctx.tx, {
+      actor: ctx.actor,
+      action: 'review.stopped',
+      subjectType: 'review',
+      subjectId: r.id,
+      at: ctx.now,
+      data: { name: r.name },
+    });
+  }
+  return { lines };
+}
+
+/** The named reviews still going (running or scheduled), as the policy file states them. */
+export async function currentNamedReviews(db: Db): Promise<(ReviewInput & { name: string })[]> {
+  const rows = await db
+    .select()
+    .from(accessReviews)
+    .where(
+      and(
+        sql`${accessReviews.name} is not null`,
+        sql`${accessReviews.recurrence} is not null`,
+        inArray(accessReviews.status, ['running', 'scheduled']),
+      ),
+    )
+    .orderBy(asc(accessReviews.name), desc(accessReviews.startAt));
+  const seen = new Map<string, ReviewInput & { name: string }>();
+  for (const r of rows) {
+    if (!r.name || seen.has(r.name)) continue;
+    seen.set(r.name, {
+      name: r.name,
+      roleNames: r.roleNames,
+      reviewers: r.reviewers,
+      reviewerEmails: r.reviewerEmails,
+      durationMinutes: r.durationMinutes,
+      recurrence: r.recurrence,
+      unreviewed: r.unreviewed,
+    });
+  }
+  return [...seen.values()];
+}
+
 /** A campaign's settings in one comparable line. */
 function describe(r: Omit<ReviewInput, 'name'> & { reviewerEmails: string[] }): string {
   const who = r.reviewers === 'named' ? r.reviewerEmails.join(',') : r.reviewers;
