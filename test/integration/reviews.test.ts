@@ -2,6 +2,7 @@ import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { auditEvents } from '../../src/audit/audit.sql.ts';
 import { notificationMessage } from '../../src/chat/messages.ts';
+import { reviewExport } from '../../src/cli/reviews-command.ts';
 import { notifications } from '../../src/elevation/notification.sql.ts';
 import { principals } from '../../src/elevation/principal.sql.ts';
 import { findPrincipalByEmail } from '../../src/elevation/principal-repository.ts';
@@ -232,4 +233,22 @@ test('only an admin starts a review, with known roles and named reviewers', asyn
   });
   expect(review.endAt.getTime() - review.startAt.getTime()).toBe(7 * DAY * 60_000);
   expect((await reviews.get(review.id)).items[0]?.reviewers).toEqual(['rev@example.com']);
+});
+
+test('the export: a justification never runs as a spreadsheet formula; JSONL keeps it exactly', async () => {
+  const { core, reviews, role, emails } = await scene(['vic']);
+  const review = await reviews.start(core.cli, { roleNames: [role], reviewers: 'self' });
+  const [item] = (await reviews.get(review.id)).items;
+  const vic = await core.person(emails[0] ?? '');
+  const formula = '=HYPERLINK("http://evil.example","ok"), really';
+  await reviews.decide({ actor: vic, itemId: item?.itemId ?? '', decision: 'keep', justification: formula });
+  const { items } = await reviews.get(review.id);
+  const csv = reviewExport(items, 'csv').split('\r\n');
+  expect(csv[1]).toContain(`,"'=HYPERLINK(""http://evil.example"",""ok""), really",${emails[0]},`);
+  const [line] = reviewExport(items, 'jsonl').split('\n');
+  expect(JSON.parse(line ?? '{}')).toMatchObject({
+    justification: formula,
+    decision: 'keep',
+    decidedBy: emails[0],
+  });
 });
