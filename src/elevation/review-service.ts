@@ -7,7 +7,7 @@ import { activations } from './activation.sql.ts';
 import { type Actor, SYSTEM } from './actor.ts';
 import { type AdminContext, type Outcome, removeEligibility } from './admin-service.ts';
 import { formatDuration, MINUTE_MS } from './duration.ts';
-import { checkJustification } from './policy.ts';
+import { cleanText, MAX_JUSTIFICATION } from './policy.ts';
 import { principals } from './principal.sql.ts';
 import { ensurePrincipal, listAdmins } from './principal-repository.ts';
 import { type Notice, recordChange } from './record.ts';
@@ -20,7 +20,6 @@ import {
 } from './review.sql.ts';
 import { eligibilities, roles } from './role.sql.ts';
 import { getRoleByName, namedApproverIds } from './role-repository.ts';
-import { roleSettingsSchema } from './role-settings.ts';
 
 export type Review = typeof accessReviews.$inferSelect;
 export type ReviewItem = typeof accessReviewItems.$inferSelect;
@@ -57,8 +56,6 @@ export interface ReviewItemView {
 
 export const DEFAULT_REVIEW_MINUTES = 7 * 24 * 60;
 const DAY_MS = 24 * 60 * MINUTE_MS;
-/** A review decision always needs a justification, whatever the role's own setting. */
-const REVIEW_SETTINGS = roleSettingsSchema.parse({ requireJustification: true });
 
 /** When the next campaign of a recurring review starts: one period after this one started. */
 export function nextStart(startAt: Date, recurrence: Recurrence): Date {
@@ -378,7 +375,16 @@ export function createReviewService(deps: { db: Db; providers: ProviderRegistry;
      */
     async decide(input: { actor: Actor; itemId: string; decision: ReviewDecision; justification: string }) {
       const now = clock();
+      if (!UUID.test(input.itemId)) throw notFound(`There is no review item ${input.itemId}.`);
       const refused = await db.transaction(async (tx) => {
+        // The campaign first, shared: finishing takes it exclusively, so a decision either commits
+        // before the end reads the items or finds the campaign ended, never in between.
+        await tx
+          .select({ id: accessReviews.id })
+          .from(accessReviews)
+          .innerJoin(accessReviewItems, eq(accessReviewItems.reviewId, accessReviews.id))
+          .where(eq(accessReviewItems.id, input.itemId))
+          .for('share', { of: accessReviews });
         const [row] = await tx
           .select({ item: accessReviewItems, review: accessReviews })
           .from(accessReviewItems)
@@ -396,10 +402,12 @@ export function createReviewService(deps: { db: Db; providers: ProviderRegistry;
         if (row.item.decision) throw new AlreadyDecided(view);
         if (row.review.status !== 'running') throw invalid('This access review has ended.');
         // A review always asks why (PIM: "justification for continued membership").
-        const justification = checkJustification(
-          { name: 'An access review decision', settings: REVIEW_SETTINGS },
-          input.justification,
-        );
+        const justification = cleanText(input.justification);
+        if (justification.length === 0 || justification.length > MAX_JUSTIFICATION)
+          throw invalid(
+            'Say why, in 1–500 characters: a review decision needs a justification.',
+            'justification',
+          );
         const [decided] = await tx
           .update(accessReviewItems)
           .set({ decision: input.decision, justification, decidedBy: input.actor.label, decidedAt: now })

@@ -252,3 +252,30 @@ test('the export: a justification never runs as a spreadsheet formula; JSONL kee
     decidedBy: emails[0],
   });
 });
+
+test('a decision racing the end is either applied or refused as too late, never lost', async () => {
+  const { core, reviews, role, emails, eligible } = await scene(['wes'], { approvers: ['ref@example.com'] });
+  const review = await reviews.start(core.cli, {
+    roleNames: [role],
+    reviewers: 'approvers',
+    durationMinutes: 60,
+  });
+  const [item] = (await reviews.get(review.id)).items;
+  const ref = await core.person('ref@example.com');
+  core.advance(60);
+  const [decided] = await Promise.allSettled([
+    reviews.decide({ actor: ref, itemId: item?.itemId ?? '', decision: 'remove', justification: 'gone' }),
+    reviews.finishDue(),
+  ]);
+  await reviews.finishDue(); // in case the decision held the campaign when the first pass looked
+  const done = await reviews.get(review.id);
+  expect(done.review.status).toBe('finished');
+  if (decided.status === 'fulfilled') {
+    expect(await eligible(emails[0] ?? '')).toBe(false);
+    expect(done.items[0]?.outcome).toBe('removed');
+  } else {
+    expect(refusal(decided.reason)).toBe('invalid');
+    expect(await eligible(emails[0] ?? '')).toBe(true);
+    expect(done.items[0]).toMatchObject({ decision: null, outcome: 'kept' });
+  }
+});
