@@ -637,6 +637,8 @@ export function alertNotice(data: Record<string, unknown>): Message {
   return withActions(`Admin alert: ${alertLine({ kind, role: String(data.role), subject, details })}`, []);
 }
 
+const REVIEW_ITEMS_SHOWN = 40;
+
 /** A review item as the notices carry it (review-service.ts ReviewItemView). */
 interface ReviewItemData {
   itemId: string;
@@ -671,7 +673,8 @@ export function reviewRequest(kind: string, data: Record<string, unknown>): Mess
     blocks: [
       { type: 'header', text: 'Access review' },
       { type: 'text', text: head },
-      ...items.map(
+      // Slack takes at most 50 blocks a message: a long list ends with how many more there are.
+      ...items.slice(0, REVIEW_ITEMS_SHOWN).map(
         (i): Block => ({
           type: 'fields',
           fields: [
@@ -683,6 +686,9 @@ export function reviewRequest(kind: string, data: Record<string, unknown>): Mess
           ],
         }),
       ),
+      ...(items.length > REVIEW_ITEMS_SHOWN
+        ? [{ type: 'context' as const, text: `…and ${items.length - REVIEW_ITEMS_SHOWN} more.` }]
+        : []),
       { type: 'context', text: unreviewed },
     ],
   };
