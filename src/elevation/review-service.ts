@@ -449,11 +449,9 @@ export function createReviewService(deps: { db: Db; providers: ProviderRegistry;
       eachDue('scheduled', lte(accessReviews.startAt, clock()), limit, async (tx, review, now) => {
         const [running] = await tx
           .update(accessReviews)
-          .set({
-            status: 'running',
-            startAt: now,
-            endAt: new Date(now.getTime() + review.durationMinutes * MINUTE_MS),
-          })
+          // The start stays on the schedule (the next one counts from it, so it never drifts); the
+          // end gives reviewers the whole duration even if the loop was down at the start.
+          .set({ status: 'running', endAt: new Date(now.getTime() + review.durationMinutes * MINUTE_MS) })
           .where(eq(accessReviews.id, review.id))
           .returning();
         if (running) await openCampaign(tx, running, SYSTEM, now);
