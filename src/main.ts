@@ -12,10 +12,12 @@ import { createAdminService } from './elevation/admin-service.ts';
 import { createAlertService } from './elevation/alert-service.ts';
 import { createReconcileService } from './elevation/reconcile-service.ts';
 import { createReminderService } from './elevation/reminder-service.ts';
+import { createReviewService } from './elevation/review-service.ts';
 import { listRoles } from './elevation/role-repository.ts';
 import { createStepUpService } from './elevation/step-up-service.ts';
 import { createProviderRegistry, type ProviderCall } from './grants/registry.ts';
 import { createDatabaseReadiness, createHttpServer, type Route } from './http/server.ts';
+import { accessReviewsJob } from './jobs/access-reviews.ts';
 import { createNotificationDelivery } from './jobs/deliver-notifications.ts';
 import { evaluateAlertsJob } from './jobs/evaluate-alerts.ts';
 import { lifecycleJobs } from './jobs/lifecycle-jobs.ts';
@@ -60,7 +62,8 @@ export function createServices(deps: {
   const policy = createPolicyService({ db, providers, clock, admin });
   const reconcile = createReconcileService({ db, providers, clock });
   const alerts = createAlertService({ db, providers, clock, reconcile });
-  return { providers, activations, admin, policy, stepUps, alerts };
+  const reviews = createReviewService({ db, providers, clock });
+  return { providers, activations, admin, policy, stepUps, alerts, reviews };
 }
 
 /** The services of one process. */
@@ -178,6 +181,7 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
           schedule: SCHEDULES.reconcile,
         },
         { job: evaluateAlertsJob(services.alerts), schedule: SCHEDULES.alerts },
+        { job: accessReviewsJob(services.reviews), schedule: SCHEDULES.reviews },
         ...(platforms.length > 0
           ? [
               {

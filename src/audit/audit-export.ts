@@ -88,7 +88,7 @@ function csvLine(event: AuditEvent): string {
  * a leading apostrophe so it shows as text. The CSV is therefore for reading; the JSONL export is
  * the exact copy to recompute hashes from.
  */
-function csvCell(value: string): string {
+export function csvCell(value: string): string {
   const text = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }

@@ -574,7 +574,19 @@ export function notificationMessage(
         `You are now eligible for *${role}*. Type \`${command('')}\` to activate it when you need it.`,
       );
     case 'eligibility_removed':
+      if (typeof data.reviewId === 'string') {
+        // Removed by an access review: the member is told why and by whom.
+        const by = data.decidedBy === 'system' ? 'the review default' : String(data.decidedBy);
+        return plainMessage(
+          `You are no longer eligible for *${role}*: an access review removed it (decided by ${by}: “${String(data.reason ?? '')}”).`,
+        );
+      }
       return plainMessage(`You are no longer eligible for *${role}*.`);
+    case 'review_requested':
+    case 'review_reminder':
+      return reviewRequest(kind, data);
+    case 'review_finished':
+      return reviewResults(data);
     case 'grant_failed':
       return plainMessage(
         `Admin alert: granting *${role}*${view ? ` to ${view.principal.email}` : ''} failed: ${error}`,
@@ -643,6 +655,79 @@ export function alertActions(alert: Pick<AlertView, 'id' | 'kind'>): Action[] {
     default:
       return [];
   }
+}
+
+const REVIEW_ITEMS_SHOWN = 40;
+
+/** A review item as the notices carry it (review-service.ts ReviewItemView). */
+interface ReviewItemData {
+  itemId: string;
+  principal: string;
+  role: string;
+  lastActivatedAt: string | null;
+  activations90d: number;
+}
+
+/**
+ * The reviewer's notice (`review_requested`, and `review_reminder` with the items still waiting):
+ * each member with their last activation and use in 90 days. The buttons (Keep / Remove, or in
+ * self-review Keep (justify) / I no longer need it) come with the chat cards; until then the item
+ * ids let a reviewer decide elsewhere.
+ */
+export function reviewRequest(kind: string, data: Record<string, unknown>): Message {
+  const items = (Array.isArray(data.items) ? data.items : []) as ReviewItemData[];
+  const end = typeof data.endAt === 'string' ? when(new Date(data.endAt)) : 'soon';
+  const self = data.self === true;
+  const head =
+    kind === 'review_reminder'
+      ? `Reminder: the access review ends at ${end}; ${items.length} still wait for your decision.`
+      : self
+        ? `Access review: do you still need these roles? Keep with a justification, or say you no longer need them, by ${end}.`
+        : `Access review: decide Keep or Remove, with a justification, for ${items.length} member(s) by ${end}.`;
+  const unreviewed =
+    data.unreviewed === 'remove'
+      ? 'Anything not decided is removed at the end.'
+      : 'Anything not decided is kept.';
+  return {
+    text: head.replace(/\*/g, ''),
+    blocks: [
+      { type: 'header', text: 'Access review' },
+      { type: 'text', text: head },
+      // Slack takes at most 50 blocks a message: a long list ends with how many more there are.
+      ...items.slice(0, REVIEW_ITEMS_SHOWN).map(
+        (i): Block => ({
+          type: 'fields',
+          fields: [
+            ['Member', i.principal],
+            ['Role', i.role],
+            ['Last activated', i.lastActivatedAt ? when(new Date(i.lastActivatedAt)) : 'never'],
+            ['Activations (90 days)', String(i.activations90d)],
+            ['Item', i.itemId],
+          ],
+        }),
+      ),
+      ...(items.length > REVIEW_ITEMS_SHOWN
+        ? [{ type: 'context' as const, text: `…and ${items.length - REVIEW_ITEMS_SHOWN} more.` }]
+        : []),
+      { type: 'context', text: unreviewed },
+    ],
+  };
+}
+
+/** The admins' notice when a campaign ends (`review_finished`): what was kept and removed. */
+export function reviewResults(data: Record<string, unknown>): Message {
+  const removed = Array.isArray(data.removed) ? (data.removed as string[]) : [];
+  const roles = Array.isArray(data.roles) ? (data.roles as string[]).join(', ') : '';
+  const text = `Access review of *${roles}* finished: ${String(data.kept)} kept, ${removed.length} removed, ${String(data.unreviewed)} not reviewed.`;
+  const lines = [
+    text,
+    ...(removed.length > 0 ? [`Removed: ${removed.join('; ')}`] : []),
+    ...(typeof data.nextStartAt === 'string'
+      ? [`The next review starts at ${when(new Date(data.nextStartAt))}.`]
+      : []),
+    `Export: \`elevate reviews export ${String(data.reviewId)} --format csv\``,
+  ];
+  return plainMessage(lines.join('\n'));
 }
 
 const cancelAction = (id: string): Action => ({ name: 'cancel', label: 'Cancel', value: id });

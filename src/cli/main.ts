@@ -13,6 +13,7 @@ import { auditExportCommand, auditVerifyCommand } from './audit-command.ts';
 import { type Command, CommandFailure, print, UsageError } from './command.ts';
 import { migrateCommand } from './migrate-command.ts';
 import { applyCommand, exportCommand } from './policy-command.ts';
+import { reviewsExportCommand, reviewsListCommand, reviewsStartCommand } from './reviews-command.ts';
 import { rolesListCommand } from './roles-command.ts';
 import { serveCommand } from './serve-command.ts';
 
@@ -29,6 +30,9 @@ const COMMANDS: Command[] = [
   alertsEvaluateCommand,
   alertsRemoveEligibilityCommand,
   alertsRevokeCommand,
+  reviewsStartCommand,
+  reviewsListCommand,
+  reviewsExportCommand,
   auditVerifyCommand,
   auditExportCommand,
 ];

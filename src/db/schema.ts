@@ -6,5 +6,6 @@ export * from '../elevation/alert.sql.ts';
 export * from '../elevation/notification.sql.ts';
 export * from '../elevation/principal.sql.ts';
 export * from '../elevation/reconcile.sql.ts';
+export * from '../elevation/review.sql.ts';
 export * from '../elevation/role.sql.ts';
 export * from '../elevation/step-up.sql.ts';

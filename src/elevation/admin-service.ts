@@ -287,10 +287,20 @@ export async function assignEligibility(ctx: AdminContext, input: AssignmentInpu
   return { lines };
 }
 
+/**
+ * Why an access review removed an eligibility: the review, who decided (an email, or `system` for
+ * the unreviewed default) and their justification. The member is told all three.
+ */
+export interface RemovalReason {
+  reviewId: string;
+  decidedBy: string;
+  reason: string;
+}
+
 /** Removes an eligibility; an activation already running is left to run out. */
 export async function removeEligibility(
   ctx: AdminContext,
-  input: { email: string; roleName: string },
+  input: { email: string; roleName: string; review?: RemovalReason },
 ): Promise<Outcome> {
   requireAdmin(ctx.actor);
   const role = await getRoleByName(ctx.tx, input.roleName);
@@ -304,8 +314,10 @@ export async function removeEligibility(
     subjectType: 'eligibility',
     subjectId: `${principal.email}/${role.name}`,
     at: ctx.now,
-    data: { principal: principal.email, role: role.name },
-    notify: [{ recipientId: principal.id, kind: 'eligibility_removed', data: { role: role.name } }],
+    data: { principal: principal.email, role: role.name, ...input.review },
+    notify: [
+      { recipientId: principal.id, kind: 'eligibility_removed', data: { role: role.name, ...input.review } },
+    ],
   });
   return { lines: [`- eligibility ${principal.email} → ${role.name}`] };
 }

@@ -15,7 +15,7 @@ export interface Notice {
 export interface Change {
   actor: Actor;
   action: string;
-  subjectType: 'activation' | 'role' | 'eligibility' | 'principal' | 'policy';
+  subjectType: 'activation' | 'role' | 'eligibility' | 'principal' | 'policy' | 'review';
   subjectId: string;
   data?: Record<string, unknown>;
   at: Date;

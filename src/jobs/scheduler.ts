@@ -24,6 +24,8 @@ export const SCHEDULES = {
   reconcile: '0 */5 * * * *',
   /** Security alerts: raise what holds, resolve what went away (PIM scans about as often). */
   alerts: '30 * * * * *',
+  /** Access reviews: open, remind, finish. Their dates are in days, so once a minute is plenty. */
+  reviews: '45 * * * * *',
 } as const;
 
 /**

@@ -9,6 +9,8 @@ import {
   defaultAlertSettings,
 } from '../elevation/alert-settings.ts';
 import { DURATION_HINT, formatDuration, parseDuration } from '../elevation/duration.ts';
+import { RECURRENCES, REVIEW_DECISIONS } from '../elevation/review.sql.ts';
+import type { ReviewInput } from '../elevation/review-service.ts';
 import { DURATION_SETTINGS, type RoleSettings, roleSettingsSchema } from '../elevation/role-settings.ts';
 
 /**
@@ -41,7 +43,12 @@ export interface Policy {
   activeAssignments?: AssignmentInput[];
   /** The alert thresholds; absent: the file leaves the stored ones as they are. */
   alerts?: AlertSettings;
+  /** The recurring access reviews, by name; absent: the file leaves the stored ones as they are. */
+  reviews?: PolicyReview[];
 }
+
+/** A recurring access review as the file states it (`reviews: { <name>: {...} }`). */
+export type PolicyReview = ReviewInput & { name: string };
 
 /**
  * What did parse of a file with problems, so checks against the database can still report theirs
@@ -60,7 +67,8 @@ const SETTING_NAMES = Object.keys(roleSettingsSchema.in.shape) as (keyof RoleSet
 /** The one duration setting that may be zero. */
 const ZERO_ALLOWED = 'minActiveBeforeDeactivation';
 
-const TOP_KEYS = ['admins', 'principals', 'roles', 'eligibility', 'activeAssignments', 'alerts'];
+const TOP_KEYS = ['admins', 'principals', 'roles', 'eligibility', 'activeAssignments', 'alerts', 'reviews'];
+const REVIEW_KEYS = ['roles', 'reviewers', 'duration', 'recur', 'unreviewed'];
 /** The alerts of the `alerts:` section and, for each, its keys. */
 const ALERT_KEYS: Record<string, string[]> = Object.fromEntries(
   Object.entries(defaultAlertSettings()).map(([name, keys]) => [name, Object.keys(keys)]),
@@ -246,6 +254,11 @@ export function parsePolicy(text: string, fileName: string): ParsedPolicy {
     if (alerts.settings) policy.alerts = alerts.settings;
     found.push(...alerts.found);
   }
+  if (data.reviews !== undefined) {
+    const reviews = parseReviews(data.reviews);
+    if (reviews.reviews) policy.reviews = reviews.reviews;
+    found.push(...reviews.found);
+  }
   found.push(...duplicates(data));
   if (found.length === 0) return { ok: true, policy };
 
@@ -329,6 +342,8 @@ export interface PolicyDocument {
   activeAssignments: AssignmentInput[];
   /** Written only where they differ from the defaults. */
   alerts?: AlertSettings;
+  /** The recurring reviews (named ones); written when there are any. */
+  reviews?: PolicyReview[];
 }
 
 /** Renders a policy as YAML in the format `parsePolicy` reads, with a header comment. */
@@ -357,6 +372,9 @@ export function renderPolicy(policy: PolicyDocument, header: string): string {
     activeAssignments: policy.activeAssignments.map(entry),
     ...(policy.alerts && Object.keys(alertsForFile(policy.alerts)).length > 0
       ? { alerts: alertsForFile(policy.alerts) }
+      : {}),
+    ...(policy.reviews && policy.reviews.length > 0
+      ? { reviews: Object.fromEntries(policy.reviews.map((r) => [r.name, reviewForFile(r)])) }
       : {}),
   });
   doc.commentBefore = ` ${header}`;
@@ -429,6 +447,86 @@ function parseAlerts(value: unknown): { settings?: AlertSettings; found: Found[]
     }
   }
   return { found };
+}
+
+/** One entry of `reviews:`: roles, reviewers (approvers, self or a list of emails), duration, period. */
+const review = z.strictObject({
+  roles: z.array(z.string().trim().toLowerCase().min(1)).min(1, { error: 'must list at least one role' }),
+  reviewers: z.union([z.enum(['approvers', 'self']), z.array(email).min(1)], {
+    error: (issue) => `${describe(issue.input)} must be approvers, self or a list of emails`,
+  }),
+  duration: z
+    .unknown()
+    .transform((value, ctx) => {
+      const minutes = readDuration(value, false);
+      if (minutes !== undefined) return minutes;
+      ctx.addIssue({ code: 'custom', message: `${describe(value)} is not a duration (${DURATION_HINT})` });
+      return z.NEVER;
+    })
+    .optional(),
+  recur: z.enum(RECURRENCES, {
+    error: (issue) => `${describe(issue.input)} must be ${RECURRENCES.join(', ')}`,
+  }),
+  unreviewed: z
+    .enum(REVIEW_DECISIONS, { error: (issue) => `${describe(issue.input)} must be keep or remove` })
+    .default('keep'),
+});
+
+/**
+ * The `reviews:` section: recurring access reviews by name (a name like a role's), each a mapping
+ * of REVIEW_KEYS; problems at their path, like the rest of the file.
+ */
+function parseReviews(value: unknown): { reviews?: PolicyReview[]; found: Found[] } {
+  if (!isRecord(value))
+    return { found: [{ path: ['reviews'], message: 'must be a mapping of review names to their settings' }] };
+  const found: Found[] = [];
+  const reviews: PolicyReview[] = [];
+  for (const [name, entry] of Object.entries(value)) {
+    if (!ROLE_NAME.test(name)) {
+      found.push({
+        path: ['reviews', name],
+        message: 'must be named with lower-case letters, digits and dashes',
+      });
+      continue;
+    }
+    const result = review.safeParse(entry, parseOptions);
+    if (!result.success) {
+      for (const issue of result.error.issues) {
+        const path = ['reviews', name, ...issue.path];
+        if (issue.code === 'unrecognized_keys') {
+          for (const key of issue.keys)
+            found.push({ path: [...path, key], message: `is not a known key${suggest(key, REVIEW_KEYS)}` });
+        } else if (issue.code === 'invalid_type' && issue.path.length === 0) {
+          found.push({ path, message: `must be a mapping with ${REVIEW_KEYS.join(', ')}` });
+        } else found.push({ path, message: issue.message });
+      }
+      continue;
+    }
+    const r = result.data;
+    reviews.push({
+      name,
+      roleNames: [...new Set(r.roles)],
+      reviewers: Array.isArray(r.reviewers) ? 'named' : r.reviewers,
+      reviewerEmails: Array.isArray(r.reviewers) ? r.reviewers : [],
+      ...(r.duration !== undefined ? { durationMinutes: r.duration } : {}),
+      recurrence: r.recur,
+      unreviewed: r.unreviewed,
+    });
+  }
+  return { reviews, found };
+}
+
+/** A recurring review as the file writes it: only what differs from the defaults besides the rest. */
+export function reviewForFile(r: PolicyReview): Record<string, unknown> {
+  return {
+    roles: r.roleNames,
+    reviewers: r.reviewers === 'named' ? (r.reviewerEmails ?? []) : r.reviewers,
+    ...(r.durationMinutes !== undefined && r.durationMinutes !== 7 * 1440
+      ? { duration: formatDuration(r.durationMinutes) }
+      : {}),
+    recur: r.recurrence,
+    ...(r.unreviewed === 'remove' ? { unreviewed: 'remove' } : {}),
+  };
 }
 
 /** The thresholds a file needs to state: those that differ from the defaults, durations as `24h`. */

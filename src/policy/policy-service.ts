@@ -22,6 +22,7 @@ import { loadAlertSettings } from '../elevation/alert-repository.ts';
 import { saveAlertSettings } from '../elevation/alert-service.ts';
 import { principals } from '../elevation/principal.sql.ts';
 import { recordChange } from '../elevation/record.ts';
+import { currentNamedReviews, saveReview, stopReviewsNotIn } from '../elevation/review-service.ts';
 import { eligibilities, roles } from '../elevation/role.sql.ts';
 import { listRoles } from '../elevation/role-repository.ts';
 import { ElevateError, forbidden } from '../errors.ts';
@@ -42,7 +43,7 @@ export type ApplyResult =
   | { ok: true; changes: string[]; applied: boolean };
 
 /** The sections of a policy file, in the order the diff lists them. */
-type Section = 'admins' | 'principals' | 'roles' | 'eligibility' | 'activeAssignments' | 'alerts';
+type Section = 'admins' | 'principals' | 'roles' | 'eligibility' | 'activeAssignments' | 'alerts' | 'reviews';
 
 /** What running a file's operations gave: the diff by section, the refusals, what to settle after commit. */
 interface Run {
@@ -181,6 +182,7 @@ export function createPolicyService(deps: {
         eligibility: (await currentEligibilities(deps.db, now)).map(entry),
         activeAssignments: (await currentAssignments(deps.db, now)).map(entry),
         alerts: await loadAlertSettings(deps.db),
+        reviews: await currentNamedReviews(deps.db),
       },
       `Elevate policy, exported ${now.toISOString()}. Apply with: elevate apply -f <this file>`,
     );
@@ -202,7 +204,15 @@ export const noChangesMessage = (fileName: string) => `No changes: the database 
  */
 async function runFile(ctx: AdminContext, file: FileView): Promise<Run> {
   const run: Run = {
-    lines: { admins: [], principals: [], roles: [], eligibility: [], activeAssignments: [], alerts: [] },
+    lines: {
+      admins: [],
+      principals: [],
+      roles: [],
+      eligibility: [],
+      activeAssignments: [],
+      alerts: [],
+      reviews: [],
+    },
     problems: [],
     settle: [],
   };
@@ -286,6 +296,13 @@ async function runFile(ctx: AdminContext, file: FileView): Promise<Run> {
   for (const role of archived) await step('roles', 'roles', (c) => archiveRole(c, role.name));
   const thresholds = policy.alerts;
   if (thresholds) await step('alerts', 'alerts', (c) => saveAlertSettings(c, thresholds));
+  // Last: a review's first campaign lists the eligibilities this file has just set.
+  const reviews = policy.reviews;
+  if (reviews) {
+    for (const r of reviews) await step('reviews', `reviews.${r.name}`, (c) => saveReview(c, r));
+    const listed = new Set(reviews.map((r) => r.name));
+    await step('reviews', 'reviews', (c) => stopReviewsNotIn(c, listed));
+  }
   return run;
 }
 
@@ -345,6 +362,7 @@ const diffOf = (run: Run) => [
   ...run.lines.eligibility,
   ...run.lines.activeAssignments,
   ...run.lines.alerts,
+  ...run.lines.reviews,
 ];
 
 function countChanges(lines: string[]) {

@@ -13,6 +13,8 @@ test('migrations create every table from empty', async () => {
     "select table_name from information_schema.tables where table_schema = 'public' order by table_name",
   );
   expect(tables.map((t) => t.table_name)).toEqual([
+    'access_review_items',
+    'access_reviews',
     'activations',
     'alert_settings',
     'alerts',

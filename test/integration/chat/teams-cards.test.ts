@@ -56,8 +56,21 @@ const KINDS = [
   'grant_failed',
   'revoke_failing',
   'extend_failed',
+  'review_requested',
+  'review_reminder',
+  'review_finished',
   'something_new',
 ];
+
+/** Access review notices with the data review-service.ts writes. */
+const REVIEW_ITEM = {
+  itemId: '6f1c1b8e-0000-4000-8000-000000000001',
+  principal: 'dee@example.com',
+  role: 'db',
+  lastActivatedAt: '2026-05-30T10:00:00.000Z',
+  activations90d: 4,
+};
+const REVIEW = { reviewId: 'r-1', roles: ['db'], endAt: '2026-06-08T09:00:00.000Z', unreviewed: 'remove' };
 
 let database: TestDatabase;
 beforeAll(async () => {
@@ -102,6 +115,21 @@ test('every Teams card and dialog passes the official Adaptive Cards parser', as
       expiresAt: now,
       purpose: { kind: 'activation', roleName: 'db', ask: {} },
     }),
+    notificationMessage('review_requested', { ...REVIEW, items: [REVIEW_ITEM] }, undefined, now),
+    notificationMessage('review_requested', { ...REVIEW, self: true, items: [REVIEW_ITEM] }, undefined, now),
+    notificationMessage('review_reminder', { ...REVIEW, items: [REVIEW_ITEM] }, undefined, now),
+    notificationMessage(
+      'review_finished',
+      { ...REVIEW, kept: 1, removed: ['dee@example.com → db'], unreviewed: 0, nextStartAt: null },
+      undefined,
+      now,
+    ),
+    notificationMessage(
+      'eligibility_removed',
+      { role: 'db', reviewId: 'r-1', decidedBy: 'bo@example.com', reason: 'left the team' },
+      undefined,
+      now,
+    ),
     ...KINDS.flatMap((kind) => [
       notificationMessage(kind, { role: 'db', reason: 'because', error: 'boom' }, pending, now, teamsCommand),
       notificationMessage(kind, { role: 'open' }, active, now, teamsCommand),

@@ -206,10 +206,10 @@ eligibility:
 
   test('an empty file or one that is not a mapping is refused', () => {
     expect(problems('')).toEqual([
-      'policy.yaml: is empty; write at least one of admins, principals, roles, eligibility, activeAssignments, alerts',
+      'policy.yaml: is empty; write at least one of admins, principals, roles, eligibility, activeAssignments, alerts, reviews',
     ]);
     expect(problems('- ana@example.com')).toEqual([
-      'policy.yaml: must be a mapping with admins, principals, roles, eligibility, activeAssignments, alerts',
+      'policy.yaml: must be a mapping with admins, principals, roles, eligibility, activeAssignments, alerts, reviews',
     ]);
   });
 });

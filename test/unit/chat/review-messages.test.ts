@@ -1,0 +1,53 @@
+import { expect, test } from 'vitest';
+import { notificationMessage } from '../../../src/chat/messages.ts';
+
+const now = new Date('2026-06-01T09:00:00Z');
+const item = (n: number) => ({
+  itemId: `item-${n}`,
+  principal: `m${n}@example.com`,
+  role: 'db',
+  lastActivatedAt: null,
+  activations90d: 0,
+});
+
+test('a reviewer notice lists each member with their use of the role, at most 40 of them', () => {
+  const data = { endAt: '2026-06-08T09:00:00.000Z', unreviewed: 'remove', items: [item(1)] };
+  const one = notificationMessage('review_requested', data, undefined, now);
+  expect(one.text).toBe(
+    'Access review: decide Keep or Remove, with a justification, for 1 member(s) by 2026-06-08 09:00 UTC.',
+  );
+  expect(one.blocks).toContainEqual({
+    type: 'fields',
+    fields: [
+      ['Member', 'm1@example.com'],
+      ['Role', 'db'],
+      ['Last activated', 'never'],
+      ['Activations (90 days)', '0'],
+      ['Item', 'item-1'],
+    ],
+  });
+  expect(one.blocks.at(-1)).toEqual({ type: 'context', text: 'Anything not decided is removed at the end.' });
+  const many = notificationMessage(
+    'review_requested',
+    { ...data, items: Array.from({ length: 45 }, (_, n) => item(n)) },
+    undefined,
+    now,
+  );
+  expect(many.blocks.filter((b) => b.type === 'fields')).toHaveLength(40);
+  expect(many.blocks).toContainEqual({ type: 'context', text: '…and 5 more.' });
+  expect(many.blocks.length).toBeLessThanOrEqual(50);
+});
+
+test('self-review asks the member; a removed member is told why and by whom', () => {
+  const self = notificationMessage('review_requested', { self: true, items: [item(1)] }, undefined, now);
+  expect(self.text).toContain('do you still need these roles?');
+  const byDefault = notificationMessage(
+    'eligibility_removed',
+    { role: 'db', reviewId: 'r', decidedBy: 'system', reason: 'nobody reviewed it' },
+    undefined,
+    now,
+  );
+  expect(byDefault.text).toBe(
+    'You are no longer eligible for *db*: an access review removed it (decided by the review default: “nobody reviewed it”).',
+  );
+});
