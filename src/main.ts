@@ -98,7 +98,7 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
     if (config.ELEVATE_POLICY_FILE) await applyPolicyFile(services.policy, config.ELEVATE_POLICY_FILE, log);
 
     // Chat platforms whose credentials are set, one line each; they mount their routes below.
-    const { activations, admin, alerts } = services;
+    const { activations, admin, alerts, reviews } = services;
     const slack = createSlackPlatform({
       config,
       db: database.db,
@@ -107,6 +107,7 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
       activations,
       admin,
       alerts,
+      reviews,
     });
     const teams = createTeamsPlatform({
       config,
@@ -116,6 +117,7 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
       activations,
       admin,
       alerts,
+      reviews,
     });
     const platforms = [slack, teams].filter((p) => p !== undefined);
     const routes: Route[] = platforms.flatMap((p) => p.routes);

@@ -2,6 +2,8 @@ import type { Clock } from '../clock.ts';
 import type { Db } from '../db/client.ts';
 import type { Actor } from '../elevation/actor.ts';
 import { recordRefusal } from '../elevation/identity-service.ts';
+import type { ReviewDecision } from '../elevation/review.sql.ts';
+import type { ReviewItemView, ReviewService } from '../elevation/review-service.ts';
 import { isStepUpNeeded } from '../elevation/step-up-service.ts';
 import { ElevateError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -55,4 +57,21 @@ export async function auditRefusal(
     reason: error.message,
     at: ctx.clock(),
   }).catch((e) => ctx.log.error({ err: e }, 'could not audit a refused attempt'));
+}
+
+/**
+ * The review item behind a Keep / Remove click, if it waits for this reviewer. Otherwise the review
+ * service says why — not theirs (refused and audited there), decided already (by whom), the review
+ * ended, no such item: asked with an empty justification, which it never accepts, it changes nothing.
+ */
+export async function waitingReviewItem(
+  reviews: ReviewService,
+  person: { actor: Actor; principal: { id: string } },
+  itemId: string,
+  decision: ReviewDecision,
+): Promise<ReviewItemView> {
+  const item = (await reviews.waitingFor(person.principal.id)).find((i) => i.itemId === itemId);
+  if (item) return item;
+  await reviews.decide({ actor: person.actor, itemId, decision, justification: '' });
+  throw new Error('a review decision without a justification was accepted');
 }

@@ -7,6 +7,7 @@ import type { AdminService } from '../elevation/admin-service.ts';
 import type { AlertService } from '../elevation/alert-service.ts';
 import type { notifications } from '../elevation/notification.sql.ts';
 import type { Principal } from '../elevation/principal-repository.ts';
+import type { ReviewService } from '../elevation/review-service.ts';
 import type { Route } from '../http/server.ts';
 import type { Logger } from '../log.ts';
 import { approvalCard, type Message } from './messages.ts';
@@ -28,6 +29,7 @@ export interface SurfaceDeps {
   activations: ActivationService;
   admin: AdminService;
   alerts: AlertService;
+  reviews: ReviewService;
 }
 
 /** One outbox row as the delivery job hands it to a platform. */

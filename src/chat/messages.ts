@@ -43,7 +43,9 @@ export type ActionName =
   | 'adminRevoke'
   | 'adminAlerts'
   | 'alertRemoveEligibility'
-  | 'alertRevoke';
+  | 'alertRevoke'
+  | 'reviewKeep'
+  | 'reviewRemove';
 
 /** One piece of a message. Text may use `*bold*`; platforms translate it. */
 export type Block =
@@ -100,7 +102,9 @@ export type FormName =
   | 'admin'
   | 'adminRole'
   | 'adminEligibility'
-  | 'adminAssignment';
+  | 'adminAssignment'
+  | 'reviewKeep'
+  | 'reviewRemove';
 
 /** A dialog: a modal in Slack, a dialog in Teams. `subject` comes back on submit. */
 export interface Form {
@@ -657,7 +661,8 @@ export function alertActions(alert: Pick<AlertView, 'id' | 'kind'>): Action[] {
   }
 }
 
-const REVIEW_ITEMS_SHOWN = 40;
+// Slack takes at most 50 blocks a message, and each item takes two (its facts, its buttons).
+const REVIEW_ITEMS_SHOWN = 20;
 
 /** A review item as the notices carry it (review-service.ts ReviewItemView). */
 interface ReviewItemData {
@@ -670,9 +675,8 @@ interface ReviewItemData {
 
 /**
  * The reviewer's notice (`review_requested`, and `review_reminder` with the items still waiting):
- * each member with their last activation and use in 90 days. The buttons (Keep / Remove, or in
- * self-review Keep (justify) / I no longer need it) come with the chat cards; until then the item
- * ids let a reviewer decide elsewhere.
+ * each member with their last activation and use in 90 days, and Keep / Remove (self-review:
+ * Keep (justify) / I no longer need it), value: the item id. Each opens reviewForm.
  */
 export function reviewRequest(kind: string, data: Record<string, unknown>): Message {
   const items = (Array.isArray(data.items) ? data.items : []) as ReviewItemData[];
@@ -694,24 +698,71 @@ export function reviewRequest(kind: string, data: Record<string, unknown>): Mess
       { type: 'header', text: 'Access review' },
       { type: 'text', text: head },
       // Slack takes at most 50 blocks a message: a long list ends with how many more there are.
-      ...items.slice(0, REVIEW_ITEMS_SHOWN).map(
-        (i): Block => ({
+      ...items.slice(0, REVIEW_ITEMS_SHOWN).flatMap((i): Block[] => [
+        {
           type: 'fields',
           fields: [
             ['Member', i.principal],
             ['Role', i.role],
             ['Last activated', i.lastActivatedAt ? when(new Date(i.lastActivatedAt)) : 'never'],
             ['Activations (90 days)', String(i.activations90d)],
-            ['Item', i.itemId],
           ],
-        }),
-      ),
+        },
+        { type: 'actions', actions: reviewActions(i.itemId, self) },
+      ]),
       ...(items.length > REVIEW_ITEMS_SHOWN
         ? [{ type: 'context' as const, text: `…and ${items.length - REVIEW_ITEMS_SHOWN} more.` }]
         : []),
       { type: 'context', text: unreviewed },
     ],
   };
+}
+
+/** An item's two buttons; the member deciding on their own role hears it in their words. */
+export function reviewActions(itemId: string, self: boolean): Action[] {
+  return [
+    { name: 'reviewKeep', label: self ? 'Keep (justify)' : 'Keep', value: itemId, style: 'primary' },
+    { name: 'reviewRemove', label: self ? 'I no longer need it' : 'Remove', value: itemId, style: 'danger' },
+  ];
+}
+
+/**
+ * The justification form behind Keep / Remove (subject: the item id). `item` is the reviewer's
+ * own waiting item (ReviewItemView fields), so the form names the member and the role.
+ */
+export function reviewForm(
+  decision: 'keep' | 'remove',
+  item: { itemId: string; principal: string; role: string },
+  self: boolean,
+): Form {
+  const keep = decision === 'keep';
+  const what = self ? `your *${item.role}*` : `${item.principal}'s *${item.role}*`;
+  return {
+    name: keep ? 'reviewKeep' : 'reviewRemove',
+    title: keep ? 'Keep access' : 'Remove access',
+    submit: keep ? 'Keep' : 'Remove',
+    subject: item.itemId,
+    blocks: [{ type: 'text', text: keep ? `Keep ${what}?` : `Remove ${what} at the end of the review?` }],
+    inputs: [
+      {
+        name: 'justification',
+        label: 'Justification',
+        hint: 'Required; the review records it.',
+        element: { type: 'text', multiline: true, maxLength: 500 },
+      },
+    ],
+  };
+}
+
+/** What the reviewer is told once their decision counts. */
+export function reviewDecidedText(item: {
+  principal: string;
+  role: string;
+  decision: string | null;
+}): string {
+  return item.decision === 'keep'
+    ? `Recorded: keep ${item.principal}'s ${item.role}.`
+    : `Recorded: remove ${item.principal}'s ${item.role} when the review ends.`;
 }
 
 /** The admins' notice when a campaign ends (`review_finished`): what was kept and removed. */

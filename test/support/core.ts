@@ -7,6 +7,7 @@ import { createAlertService } from '../../src/elevation/alert-service.ts';
 import { MINUTE_MS } from '../../src/elevation/duration.ts';
 import { ensurePrincipal } from '../../src/elevation/principal-repository.ts';
 import { createReconcileService } from '../../src/elevation/reconcile-service.ts';
+import { createReviewService } from '../../src/elevation/review-service.ts';
 import { createStepUpService, type StepUpOptions } from '../../src/elevation/step-up-service.ts';
 import type { GrantProvider, GrantTarget } from '../../src/grants/grant-provider.ts';
 import { createProviderRegistry, PROVIDERS } from '../../src/grants/registry.ts';
@@ -76,6 +77,7 @@ export function createCore(
   const admin = createAdminService({ db, providers, clock, settle: activations.settle });
   const reconcile = createReconcileService({ db, providers, clock });
   const alerts = createAlertService({ db, providers, clock, reconcile });
+  const reviews = createReviewService({ db, providers, clock });
   const cli = cliActor('test');
   return {
     db,
@@ -86,6 +88,7 @@ export function createCore(
     activations,
     admin,
     alerts,
+    reviews,
     cli,
     /** Moves the clock forward. */
     advance(minutes: number) {

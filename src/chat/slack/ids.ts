@@ -54,6 +54,10 @@ export const ACTION = {
   alertRemoveEligibility: 'elevate_alert_remove_eligibility',
   /** Alert notice / alerts page: revoke a grant held outside Elevate (value: alert id). */
   alertRevoke: 'elevate_alert_revoke',
+  /** Review notice: keep a member's role, asks for a justification in a modal (value: review item id). */
+  reviewKeep: 'elevate_review_keep',
+  /** Review notice: remove a member's role, asks for a justification in a modal (value: review item id). */
+  reviewRemove: 'elevate_review_remove',
 } as const;
 
 /** Modals (`callback_id`); `private_metadata` carries the subject (role name or activation id). */
@@ -74,6 +78,10 @@ export const VIEW = {
   adminEligibility: 'elevate_admin_eligibility_view',
   /** Admin: create an active assignment. */
   adminAssignment: 'elevate_admin_assignment_view',
+  /** Keep a reviewed role, with its justification (metadata: review item id; block: justification). */
+  reviewKeep: 'elevate_review_keep_view',
+  /** Remove a reviewed role, with its justification (metadata: review item id; block: justification). */
+  reviewRemove: 'elevate_review_remove_view',
 } as const;
 
 /**

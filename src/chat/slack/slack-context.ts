@@ -6,6 +6,7 @@ import { type Actor, principalActor } from '../../elevation/actor.ts';
 import type { AdminService } from '../../elevation/admin-service.ts';
 import type { AlertService } from '../../elevation/alert-service.ts';
 import type { Principal } from '../../elevation/principal-repository.ts';
+import type { ReviewService } from '../../elevation/review-service.ts';
 import type { Logger } from '../../log.ts';
 import type { SlackIdentity } from './slack-identity.ts';
 
@@ -18,6 +19,7 @@ export interface SlackContext {
   activations: ActivationService;
   admin: AdminService;
   alerts: AlertService;
+  reviews: ReviewService;
   identity: SlackIdentity;
   /** Publishes a user's App Home (the board). */
   publishHome(userId: string, principal?: Principal): Promise<void>;

@@ -9,6 +9,7 @@ import { registerAdminListeners } from './admin-listeners.ts';
 import { registerApprovalListeners } from './approval-listeners.ts';
 import { renderHome } from './render.ts';
 import { registerRequesterListeners } from './requester-listeners.ts';
+import { registerReviewListeners } from './review-listeners.ts';
 import type { SlackContext } from './slack-context.ts';
 import { createSlackDelivery } from './slack-delivery.ts';
 import { createSlackIdentity } from './slack-identity.ts';
@@ -79,6 +80,7 @@ export function createSlackPlatform(
     activations: deps.activations,
     admin: deps.admin,
     alerts: deps.alerts,
+    reviews: deps.reviews,
     identity,
     async publishHome(userId: string, known?: Principal) {
       let message = plainMessage('');
@@ -98,6 +100,7 @@ export function createSlackPlatform(
   registerRequesterListeners(app, ctx);
   registerApprovalListeners(app, ctx);
   registerAdminListeners(app, ctx);
+  registerReviewListeners(app, ctx);
 
   const routes: Route[] = receiver
     ? [

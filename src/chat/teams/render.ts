@@ -34,6 +34,8 @@ export const DIALOG_ACTIONS: ReadonlySet<ActionName> = new Set([
   'extend',
   'approveWithComment',
   'deny',
+  'reviewKeep',
+  'reviewRemove',
 ]);
 
 /** The verb of the automatic refresh of an approver card. */

@@ -5,6 +5,7 @@ import { type Actor, principalActor } from '../../elevation/actor.ts';
 import type { AdminService } from '../../elevation/admin-service.ts';
 import type { AlertService } from '../../elevation/alert-service.ts';
 import type { Principal } from '../../elevation/principal-repository.ts';
+import type { ReviewService } from '../../elevation/review-service.ts';
 import { invalid } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
 import type { Connector } from './connector.ts';
@@ -31,6 +32,7 @@ export interface TeamsContext {
   activations: ActivationService;
   admin: AdminService;
   alerts: AlertService;
+  reviews: ReviewService;
   identity: TeamsIdentity;
   connector: Connector;
 }

@@ -1,6 +1,6 @@
 import { isStepUpNeeded } from '../../elevation/step-up-service.ts';
 import { ElevateError, forbidden } from '../../errors.ts';
-import { auditRefusal, explain, failureMessage, UnknownPerson } from '../answers.ts';
+import { auditRefusal, explain, failureMessage, UnknownPerson, waitingReviewItem } from '../answers.ts';
 import { parseCommand } from '../command-text.ts';
 import {
   activationForm,
@@ -14,6 +14,8 @@ import {
   type Message,
   plainMessage,
   requestedText,
+  reviewDecidedText,
+  reviewForm,
 } from '../messages.ts';
 import {
   type AdaptiveCard,
@@ -32,6 +34,9 @@ import { ALERT_OPS, adminDialog, adminSubmit, notAdmin } from './teams-admin.ts'
 import { type IncomingActivity, instant, type Person, personOf, type TeamsContext } from './teams-context.ts';
 import { approverCard, teamsCommand } from './teams-delivery.ts';
 import { tenantOf } from './teams-identity.ts';
+
+/** The review forms: the review service audits their refusals itself. */
+const REVIEW_FORMS: ReadonlySet<string> = new Set(['reviewKeep', 'reviewRemove']);
 
 /** What a handler answers: the invoke response body, or nothing for plain activities. */
 type Answer = unknown;
@@ -304,11 +309,19 @@ export function createTeamsHandlers(ctx: TeamsContext, options: { tenantId?: str
         }
         case 'admin':
           return await adminDialog(ctx, person);
+        case 'reviewKeep':
+        case 'reviewRemove': {
+          // Only the item's own reviewer sees the form; anyone else hears why (the service audits a refusal).
+          const decision = dialog === 'reviewKeep' ? 'keep' : 'remove';
+          const item = await waitingReviewItem(ctx.reviews, person, value, decision);
+          return formDialog(reviewForm(decision, item, item.principal === person.principal.email));
+        }
         default:
           return dialogMessage('This dialog is not one Elevate knows.');
       }
     } catch (error) {
-      await auditRefusal(ctx, person, error, dialog, { type: 'activation', id: value });
+      if (!REVIEW_FORMS.has(dialog))
+        await auditRefusal(ctx, person, error, dialog, { type: 'activation', id: value });
       return dialogMessage(explain(ctx, error));
     }
   }
@@ -407,14 +420,37 @@ export function createTeamsHandlers(ctx: TeamsContext, options: { tenantId?: str
             return await again(async () => decisionForm(verdict, await ctx.activations.get(subject)), error);
           }
         }
+        case 'reviewKeep':
+        case 'reviewRemove': {
+          const decision = form === 'reviewKeep' ? 'keep' : 'remove';
+          const justification = text('justification') ?? '';
+          try {
+            const item = await ctx.reviews.decide({
+              actor: person.actor,
+              itemId: subject,
+              decision,
+              justification,
+            });
+            return dialogMessage(reviewDecidedText(item));
+          } catch (error) {
+            // A missing justification goes back onto the form; a refusal or a conflict is one line.
+            if (error instanceof ElevateError && error.code === 'conflict') throw error;
+            return await again(async () => {
+              const item = await waitingReviewItem(ctx.reviews, person, subject, decision);
+              return reviewForm(decision, item, item.principal === person.principal.email);
+            }, error);
+          }
+        }
         default:
           return dialogMessage('This form is not one Elevate knows.');
       }
     } catch (error) {
-      await auditRefusal(ctx, person, error, form || String(data.action ?? 'dialog'), {
-        type: 'activation',
-        id: subject || String(data.value ?? ''),
-      });
+      // The review service audits its own refusals (review.decision_refused).
+      if (!REVIEW_FORMS.has(form))
+        await auditRefusal(ctx, person, error, form || String(data.action ?? 'dialog'), {
+          type: 'activation',
+          id: subject || String(data.value ?? ''),
+        });
       // A step-up needs its button, so it is a card dialog; anything else is one line.
       if (isStepUpNeeded(error))
         return dialogResponse('Verify your identity', renderMessage(failureMessage(ctx, error)));

@@ -54,6 +54,7 @@ export function createTeamsPlatform(deps: SurfaceDeps): ChatSurface | undefined 
     activations: deps.activations,
     admin: deps.admin,
     alerts: deps.alerts,
+    reviews: deps.reviews,
     identity,
     connector,
   };

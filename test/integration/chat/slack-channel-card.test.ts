@@ -62,6 +62,7 @@ beforeAll(async () => {
       activations: createActivationService({ db, providers: core.providers, clock: core.clock }),
       admin: core.admin,
       alerts: core.alerts,
+      reviews: core.reviews,
       boltOptions: { botId: 'B0ELEVATE', botUserId: fake.botUserId },
     });
     if (!platform) throw new Error('Slack should be on');

@@ -83,6 +83,7 @@ beforeAll(async () => {
     activations: core.activations,
     admin: core.admin,
     alerts: core.alerts,
+    reviews: core.reviews,
     boltOptions: { botId: 'B0ELEVATE', botUserId: fake.botUserId },
   });
   if (!created) throw new Error('Slack should be on');

@@ -10,7 +10,7 @@ const item = (n: number) => ({
   activations90d: 0,
 });
 
-test('a reviewer notice lists each member with their use of the role, at most 40 of them', () => {
+test('a reviewer notice lists each member with their use of the role, with Keep / Remove (value: the item id), at most 20 of them', () => {
   const data = { endAt: '2026-06-08T09:00:00.000Z', unreviewed: 'remove', items: [item(1)] };
   const one = notificationMessage('review_requested', data, undefined, now);
   expect(one.text).toBe(
@@ -23,7 +23,13 @@ test('a reviewer notice lists each member with their use of the role, at most 40
       ['Role', 'db'],
       ['Last activated', 'never'],
       ['Activations (90 days)', '0'],
-      ['Item', 'item-1'],
+    ],
+  });
+  expect(one.blocks).toContainEqual({
+    type: 'actions',
+    actions: [
+      { name: 'reviewKeep', label: 'Keep', value: 'item-1', style: 'primary' },
+      { name: 'reviewRemove', label: 'Remove', value: 'item-1', style: 'danger' },
     ],
   });
   expect(one.blocks.at(-1)).toEqual({ type: 'context', text: 'Anything not decided is removed at the end.' });
@@ -33,14 +39,19 @@ test('a reviewer notice lists each member with their use of the role, at most 40
     undefined,
     now,
   );
-  expect(many.blocks.filter((b) => b.type === 'fields')).toHaveLength(40);
-  expect(many.blocks).toContainEqual({ type: 'context', text: '…and 5 more.' });
+  expect(many.blocks.filter((b) => b.type === 'fields')).toHaveLength(20);
+  expect(many.blocks.filter((b) => b.type === 'actions')).toHaveLength(20);
+  expect(many.blocks).toContainEqual({ type: 'context', text: '…and 25 more.' });
   expect(many.blocks.length).toBeLessThanOrEqual(50);
 });
 
 test('self-review asks the member; a removed member is told why and by whom', () => {
   const self = notificationMessage('review_requested', { self: true, items: [item(1)] }, undefined, now);
   expect(self.text).toContain('do you still need these roles?');
+  expect(self.blocks.flatMap((b) => (b.type === 'actions' ? b.actions.map((a) => a.label) : []))).toEqual([
+    'Keep (justify)',
+    'I no longer need it',
+  ]);
   const byDefault = notificationMessage(
     'eligibility_removed',
     { role: 'db', reviewId: 'r', decidedBy: 'system', reason: 'nobody reviewed it' },

@@ -14,6 +14,7 @@ import type { Db } from '../../../src/db/client.ts';
 import type { ActivationService } from '../../../src/elevation/activation-service.ts';
 import type { AdminService } from '../../../src/elevation/admin-service.ts';
 import type { AlertService } from '../../../src/elevation/alert-service.ts';
+import type { ReviewService } from '../../../src/elevation/review-service.ts';
 import { SLACK_USERGROUP_SCOPES } from '../../../src/grants/slack-usergroup/slack-usergroup-provider.ts';
 import { createLogger } from '../../../src/log.ts';
 
@@ -142,6 +143,7 @@ function buildPlatform(env: Record<string, string>): Registered {
       activations: {} as ActivationService,
       admin: {} as AdminService,
       alerts: {} as AlertService,
+      reviews: {} as ReviewService,
       boltOptions: { botId: 'B0TEST', botUserId: 'U0TEST' },
     });
     if (!platform) throw new Error('the Slack platform did not switch on');

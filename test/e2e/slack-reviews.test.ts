@@ -1,0 +1,149 @@
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { ACTION, BLOCK, VIEW } from '../../src/chat/slack/ids.ts';
+import { buttonsOf, type ElevateServer, startElevate } from '../support/slack-harness.ts';
+import { messageText, type SlackMessage, type SlackView } from '../support/slack-workspace.ts';
+
+/**
+ * Access reviews in Slack, end to end: the policy file's `reviews:` opens two campaigns at start
+ * (db reviewed by its approver, payroll by its member), the outbox brings each reviewer the notice
+ * with Keep / Remove per member. Each button opens a modal for the justification, whose submit
+ * decides; a forged click by someone who is not a reviewer is refused and audited by the service.
+ */
+
+const email = (user: string) => `${user.slice(1).toLowerCase()}@example.com`;
+const ADMIN = 'UANA';
+const JUDGE = 'UJUDGE';
+const MAX = 'UMAX';
+const EVE = 'UEVE';
+/** The notices go out at start; a reviewer added just after waits for the outbox's retry. */
+const DELIVERY_WAIT = 60_000;
+
+let elevate: ElevateServer;
+
+beforeAll(async () => {
+  elevate = await startElevate({
+    policy: `
+admins: [${email(ADMIN)}]
+roles:
+  - { name: db, provider: { type: none }, settings: { approvers: [${email(JUDGE)}] } }
+  - { name: payroll, provider: { type: none } }
+eligibility:
+  - { principal: kim@example.com, role: db }
+  - { principal: lou@example.com, role: db }
+  - { principal: ${email(MAX)}, role: payroll }
+reviews:
+  db-members: { roles: [db], reviewers: approvers, recur: quarterly }
+  payroll-self: { roles: [payroll], reviewers: self, recur: quarterly }
+`,
+  });
+  for (const user of [ADMIN, JUDGE, MAX, EVE]) elevate.slack.addUser(user, email(user));
+}, 120_000);
+
+afterAll(async () => {
+  if (!elevate) return;
+  const output = elevate.output();
+  expect(await elevate.stop(), output).toBe(0);
+});
+
+const text = (message: { text: string; blocks: SlackMessage['blocks'] }) => messageText(message);
+const seen = (user: string) => elevate.slack.messagesFor(user).length;
+const itemOf = (message: SlackMessage, actionId: string, label: string) =>
+  buttonsOf(message).find((b) => b.actionId === actionId && b.label === label)?.value ?? '';
+
+function waitForMessage(user: string, what: string, matches: (m: SlackMessage) => boolean, after = 0) {
+  return elevate.slack.waitFor(`${user} to see ${what}`, () =>
+    elevate.slack
+      .messagesFor(user)
+      .slice(after)
+      .find((m) => matches(m)),
+  );
+}
+
+function waitForModal(user: string, callbackId: string, after: number): Promise<SlackView> {
+  return elevate.slack.waitFor(`a ${callbackId} modal for ${user}`, () =>
+    elevate.slack
+      .viewsFor(user)
+      .slice(after)
+      .find((v) => v.callback_id === callbackId && !v.closed),
+  );
+}
+
+/** A click on a review button, its modal, and the submit with `justification`; the outcome DM. */
+async function decide(user: string, notice: SlackMessage, actionId: string, itemId: string, why: string) {
+  const views = elevate.slack.viewsFor(user).length;
+  expect((await elevate.click(user, notice, actionId, itemId)).status).toBe(200);
+  const callbackId = actionId === ACTION.reviewKeep ? VIEW.reviewKeep : VIEW.reviewRemove;
+  const modal = await waitForModal(user, callbackId, views);
+  expect(modal.private_metadata).toBe(itemId);
+  // The server asks again for what the modal requires: no justification, no decision.
+  const empty = await elevate.submit(user, modal, { [BLOCK.justification]: ' ' });
+  expect(JSON.stringify(empty.body)).toMatch(/needs a justification/);
+  const before = seen(user);
+  expect((await elevate.submit(user, modal, { [BLOCK.justification]: why })).status).toBe(200);
+  return waitForMessage(user, 'the outcome', (m) => m.source === 'dm' && /^Recorded/.test(m.text), before);
+}
+
+test('reviewers decide in Slack: Keep and Remove with a justification, self-review, a late click and a forged one', async () => {
+  const notice = await elevate.slack.waitFor(
+    'the review notice',
+    () => elevate.slack.messagesFor(JUDGE).find((m) => m.source === 'dm' && /Access review/.test(m.text)),
+    DELIVERY_WAIT,
+  );
+  expect(text(notice)).toContain('kim@example.com');
+  expect(text(notice)).toContain('lou@example.com');
+  const labels = buttonsOf(notice).map((b) => b.label);
+  expect(labels.filter((l) => l === 'Keep')).toHaveLength(2);
+  expect(labels.filter((l) => l === 'Remove')).toHaveLength(2);
+  // The items in the notice's order (by member); each pair of buttons carries its item id.
+  const [first, second] = buttonsOf(notice).filter((b) => b.actionId === ACTION.reviewKeep);
+  const kimFirst = text(notice).indexOf('kim@') < text(notice).indexOf('lou@');
+  const kim = (kimFirst ? first : second)?.value ?? '';
+  const lou = (kimFirst ? second : first)?.value ?? '';
+  expect(kim).toMatch(/^[0-9a-f-]{36}$/);
+
+  // Someone who reviews nothing replays the judge's button: refused, told so, no modal.
+  const eveViews = elevate.slack.viewsFor(EVE).length;
+  const eveSeen = seen(EVE);
+  expect((await elevate.click(EVE, notice, ACTION.reviewRemove, kim)).status).toBe(200);
+  await waitForMessage(EVE, 'the refusal', (m) => /not a reviewer of kim@example.com/.test(text(m)), eveSeen);
+  expect(elevate.slack.viewsFor(EVE).length).toBe(eveViews);
+
+  const kept = await decide(JUDGE, notice, ACTION.reviewKeep, kim, 'on call for the database');
+  expect(kept.text).toBe("Recorded: keep kim@example.com's db.");
+  const removed = await decide(JUDGE, notice, ACTION.reviewRemove, lou, 'moved to another team');
+  expect(removed.text).toBe("Recorded: remove lou@example.com's db when the review ends.");
+
+  // A second click on a decided item hears who decided, and opens nothing.
+  const again = seen(JUDGE);
+  await elevate.click(JUDGE, notice, ACTION.reviewRemove, kim);
+  await waitForMessage(
+    JUDGE,
+    'who decided',
+    (m) => /Already decided: keep by judge@example.com/.test(text(m)),
+    again,
+  );
+
+  // Self-review: the member's own words on the buttons.
+  const own = await elevate.slack.waitFor(
+    'the self-review notice',
+    () => elevate.slack.messagesFor(MAX).find((m) => m.source === 'dm' && /Access review/.test(m.text)),
+    DELIVERY_WAIT,
+  );
+  const item = itemOf(own, ACTION.reviewRemove, 'I no longer need it');
+  expect(itemOf(own, ACTION.reviewKeep, 'Keep (justify)')).toBe(item);
+  const gone = await decide(MAX, own, ACTION.reviewRemove, item, 'finished the payroll migration');
+  expect(gone.text).toBe(`Recorded: remove ${email(MAX)}'s payroll when the review ends.`);
+
+  // The audit trail holds the refusal (the service's) and the three decisions.
+  const views = elevate.slack.viewsFor(ADMIN).length;
+  await elevate.command(ADMIN, 'admin');
+  const menu = await waitForModal(ADMIN, VIEW.admin, views);
+  await elevate.click(ADMIN, menu, ACTION.adminAudit);
+  const audit = await elevate.slack.waitFor('the audit page', () => {
+    const now = elevate.slack.view(menu.id);
+    return now && /review\.decided/.test(text({ text: '', blocks: now.blocks })) && now;
+  });
+  const shown = text({ text: '', blocks: audit.blocks });
+  expect(shown).toMatch(new RegExp(`${email(EVE)} \\*review\\.decision_refused\\*`));
+  expect(shown.match(/review\.decided/g)).toHaveLength(3);
+}, 150_000);
