@@ -19,6 +19,7 @@ import {
   extensionForm,
   helpMessage,
   notificationMessage,
+  reviewForm,
   stepUpMessage,
 } from '../../../src/chat/messages.ts';
 import { renderForm, renderMessage } from '../../../src/chat/teams/render.ts';
@@ -160,6 +161,8 @@ test('every Teams card and dialog passes the official Adaptive Cards parser', as
     extensionForm(active, now),
     decisionForm('approve', pending),
     decisionForm('deny', pending),
+    reviewForm('keep', REVIEW_ITEM, false),
+    reviewForm('remove', REVIEW_ITEM, true),
     adminMenuForm(),
     rolesPage(await listRoles(database.db)),
     roleForm(undefined, []),
