@@ -21,8 +21,11 @@ import {
  */
 
 const email = (key: string) => `${key}@example.com`;
-/** The notices go out at start; a reviewer installed just after waits for the outbox's retry. */
-const DELIVERY_WAIT = 60_000;
+/**
+ * The notices go out at start, before the reviewers install the app: each waits for the outbox's
+ * next retry (backoff 5, 10, 20, 40, 80 s), which on a busy machine can be the fourth or fifth.
+ */
+const DELIVERY_WAIT = 170_000;
 
 let elevate: TeamsElevate;
 const user = (key: string): TeamsUser => {
@@ -119,4 +122,4 @@ test('reviewers decide in Teams: Keep and Remove with a justification, self-revi
   );
   expect(audit).toMatch(/eve@example.com \*\*review\.decision_refused\*\*/);
   expect(audit.match(/review\.decided/g)).toHaveLength(3);
-}, 150_000);
+}, 240_000);
