@@ -400,7 +400,13 @@ describe('deny, cancel, deactivate, extend', () => {
     const shown = await board(requester);
     const seen = elevate.slack.messagesFor(requester).length;
     await elevate.click(requester, shown, ACTION.cancel, id);
-    await waitForMessage(requester, 'the cancellation', (m) => /cancel/i.test(text(m)), seen);
+    // The answer itself: the request's own notice (with its Cancel button) may arrive after `seen`.
+    await waitForMessage(
+      requester,
+      'the cancellation',
+      (m) => /request for db-prod is cancelled/i.test(text(m)),
+      seen,
+    );
     const after = await board(requester);
     expect(hasButton(after, ACTION.cancel, id)).toBe(false);
     expect(hasButton(after, ACTION.activate, 'db-prod')).toBe(true);
