@@ -45,7 +45,9 @@ export type ActionName =
   | 'alertRemoveEligibility'
   | 'alertRevoke'
   | 'reviewKeep'
-  | 'reviewRemove';
+  | 'reviewRemove'
+  | 'adminReviews'
+  | 'adminReviewStart';
 
 /** One piece of a message. Text may use `*bold*`; platforms translate it. */
 export type Block =
@@ -79,7 +81,11 @@ export type InputName =
   | 'settings'
   | 'approvers'
   | 'users'
-  | 'end';
+  | 'end'
+  | 'reviewerMode'
+  | 'reviewers'
+  | 'recurrence'
+  | 'unreviewed';
 
 /** A form field; `users` holds chat user ids of the platform (pickers), filled in by the surface. */
 export interface Input {
@@ -89,7 +95,8 @@ export interface Input {
   optional?: boolean;
   element:
     | { type: 'text'; multiline?: boolean; initial?: string; maxLength?: number; placeholder?: string }
-    | { type: 'select'; options: { label: string; value: string }[]; initial?: string }
+    /** `multi`: several may be picked; they come back comma-separated. */
+    | { type: 'select'; options: { label: string; value: string }[]; initial?: string; multi?: boolean }
     | { type: 'datetime'; initial?: Date }
     | { type: 'users'; multi: boolean; initial?: string[] };
 }
@@ -104,7 +111,8 @@ export type FormName =
   | 'adminEligibility'
   | 'adminAssignment'
   | 'reviewKeep'
-  | 'reviewRemove';
+  | 'reviewRemove'
+  | 'adminReview';
 
 /** A dialog: a modal in Slack, a dialog in Teams. `subject` comes back on submit. */
 export interface Form {
@@ -211,7 +219,7 @@ export function helpMessage(problem?: string, command: CommandStyle = slashComma
     `\`${command('activate <role> [duration] [reason…]')}\` — request a role, e.g. \`${command('activate db-admin 1h fix the index')}\``,
     `\`${command('status')}\` — your roles, as above`,
     `\`${command('approvals')}\` — requests waiting for your decision`,
-    `\`${command('admin')}\` — roles, eligibility, assignments, audit (admins)`,
+    `\`${command('admin')}\` — roles, eligibility, assignments, access reviews, audit (admins)`,
     `\`${command('help')}\` — this help`,
     'Roles that require MFA send you to *Verify your identity*: sign in again with your identity provider, and the request or decision goes through.',
   ];
