@@ -1,9 +1,11 @@
 import { parse } from 'yaml';
 import { DURATION_HINT, parseDuration } from '../elevation/duration.ts';
+import { RECURRENCES, REVIEW_DECISIONS, REVIEWER_MODES } from '../elevation/review.sql.ts';
+import type { ReviewInput } from '../elevation/review-service.ts';
 import { DURATION_SETTINGS } from '../elevation/role-settings.ts';
 import { invalid } from '../errors.ts';
 
-/** Values typed into the admin role form, shared by every chat platform. */
+/** Values typed into the admin forms (role, access review), shared by every chat platform. */
 
 /** YAML typed into a form field; a syntax error names the field. */
 export function parseYaml(text: string | undefined, what: string): unknown {
@@ -32,4 +34,37 @@ export function parseSettings(text: string | undefined): Record<string, unknown>
     } else out[key] = value;
   }
   return out;
+}
+
+/** One of `allowed`, or a problem on `field` (a select's value only differs when forged). */
+function oneOf<const T extends readonly string[]>(value: string, allowed: T, field: string): T[number] {
+  if (!allowed.includes(value)) throw invalid(`"${value}" is not one of ${allowed.join(', ')}.`, field);
+  return value as T[number];
+}
+
+/**
+ * The start-a-review form (admin-messages.ts reviewStartForm) as the review service takes it;
+ * `reviewerEmails` are the named reviewers, found by each surface its own way (Slack: the user
+ * picker; Teams: typed emails). The service checks the rest (roles exist, named reviewers given).
+ */
+export function reviewInput(
+  values: Partial<Record<'role' | 'reviewerMode' | 'duration' | 'recurrence' | 'unreviewed', string>>,
+  reviewerEmails: string[],
+): ReviewInput {
+  const duration = (values.duration ?? '').trim();
+  const durationMinutes = duration ? parseDuration(duration) : undefined;
+  if (duration && durationMinutes === undefined)
+    throw invalid(`"${duration}" is not a duration (${DURATION_HINT}).`, 'duration');
+  const recurrence = values.recurrence || 'none';
+  return {
+    roleNames: (values.role ?? '')
+      .split(',')
+      .map((name) => name.trim())
+      .filter(Boolean),
+    reviewers: oneOf(values.reviewerMode || 'approvers', REVIEWER_MODES, 'reviewerMode'),
+    reviewerEmails,
+    durationMinutes,
+    recurrence: recurrence === 'none' ? null : oneOf(recurrence, RECURRENCES, 'recurrence'),
+    unreviewed: oneOf(values.unreviewed || 'keep', REVIEW_DECISIONS, 'unreviewed'),
+  };
 }

@@ -1,6 +1,7 @@
 import type { ActivationView } from '../elevation/activation-repository.ts';
 import type { AlertView } from '../elevation/alert-repository.ts';
 import { formatDuration } from '../elevation/duration.ts';
+import type { Review } from '../elevation/review-service.ts';
 import type { Role } from '../elevation/role-repository.ts';
 import { DURATION_SETTINGS } from '../elevation/role-settings.ts';
 import { alertActions, alertLine, type Block, type Form, statusText, when } from './messages.ts';
@@ -28,6 +29,7 @@ export function adminMenuForm(): Form {
         { name: 'adminAudit', label: 'Audit events', value: 'audit' },
         { name: 'adminDeliveries', label: 'Failed deliveries', value: 'deliveries' },
         { name: 'adminAlerts', label: 'Alerts', value: 'alerts' },
+        { name: 'adminReviews', label: 'Access reviews', value: 'reviews' },
       ],
     },
   ]);
@@ -253,4 +255,118 @@ export function alertsPage(alerts: AlertView[]): Form {
       }),
     ),
   );
+}
+
+/** A running campaign with its progress (the review service's `running()`). */
+export interface RunningReview {
+  review: Review;
+  items: number;
+  decided: number;
+}
+
+const REVIEWED_BY = {
+  approvers: "the role's approvers",
+  self: 'each member',
+  named: 'named reviewers',
+} as const;
+
+/** The running access reviews (roles, who reviews, the end, how many are decided), and Start. */
+export function reviewsPage(running: RunningReview[]): Form {
+  return page('Access reviews', [
+    {
+      type: 'actions',
+      actions: [{ name: 'adminReviewStart', label: 'Start a review', value: 'new', style: 'primary' }],
+    },
+    ...(running.length === 0 ? [{ type: 'text' as const, text: 'No access review is running.' }] : []),
+    ...running.slice(0, 40).map(({ review: r, items, decided }): Block => {
+      const who = r.reviewers === 'named' ? r.reviewerEmails.join(', ') : REVIEWED_BY[r.reviewers];
+      const recurs = r.recurrence ? `, recurs ${r.recurrence}` : '';
+      return {
+        type: 'text',
+        text: `*${r.roleNames.join(', ')}*${r.name ? ` (${r.name})` : ''}, reviewed by ${who}\nends ${when(r.endAt)}: ${decided} of ${items} decided; unreviewed: ${r.unreviewed}${recurs}`,
+      };
+    }),
+  ]);
+}
+
+/** What the admin reads once a review started from the dialog. */
+export function reviewStartedText(review: Review, items: number): string {
+  return `Access review of ${review.roleNames.join(', ')} started: ${items} member(s) to review until ${when(review.endAt)}. The reviewers are told.`;
+}
+
+/**
+ * Start an access review: which roles, who reviews (the approvers, named reviewers or each member
+ * themself), how long it runs, whether it recurs, and what happens to members nobody reviewed.
+ */
+export function reviewStartForm(roles: Role[]): Form {
+  return {
+    name: 'adminReview',
+    title: 'Start an access review',
+    submit: 'Start',
+    subject: '',
+    blocks: [],
+    inputs: [
+      {
+        name: 'role',
+        label: 'Roles',
+        element: {
+          type: 'select',
+          multi: true,
+          options: roles.map((r) => ({ label: r.name, value: r.name })),
+        },
+      },
+      {
+        name: 'reviewerMode',
+        label: 'Who reviews',
+        element: {
+          type: 'select',
+          options: [
+            { label: "The role's approvers (else the admins)", value: 'approvers' },
+            { label: 'Named reviewers', value: 'named' },
+            { label: 'Each member, for themself', value: 'self' },
+          ],
+          initial: 'approvers',
+        },
+      },
+      {
+        name: 'reviewers',
+        label: 'Named reviewers',
+        optional: true,
+        hint: 'Only when named reviewers review. Nobody reviews their own role.',
+        element: { type: 'users', multi: true },
+      },
+      {
+        name: 'duration',
+        label: 'Runs for',
+        hint: 'Between 1 hour and 180 days: 7d, 36h, 2d.',
+        element: { type: 'text', initial: '7d', maxLength: 20 },
+      },
+      {
+        name: 'recurrence',
+        label: 'Recurs',
+        element: {
+          type: 'select',
+          options: [
+            { label: 'Once', value: 'none' },
+            { label: 'Weekly', value: 'weekly' },
+            { label: 'Monthly', value: 'monthly' },
+            { label: 'Quarterly', value: 'quarterly' },
+          ],
+          initial: 'none',
+        },
+      },
+      {
+        name: 'unreviewed',
+        label: 'Members nobody reviewed',
+        element: {
+          type: 'select',
+          options: [
+            { label: 'Keep them', value: 'keep' },
+            { label: 'Remove them', value: 'remove' },
+          ],
+          initial: 'keep',
+        },
+      },
+    ],
+  };
 }

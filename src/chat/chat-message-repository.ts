@@ -1,5 +1,5 @@
 import type { Db } from '../db/client.ts';
-import { and, eq, isNull, ne, or, sql } from '../db/drizzle.ts';
+import { and, eq, inArray, isNull, ne, or, sql } from '../db/drizzle.ts';
 import { chatMessages } from './chat-message.sql.ts';
 
 /** A stored posted message. */
@@ -31,6 +31,31 @@ export async function findChatMessages(
           ? or(eq(chatMessages.recipientId, filter.recipientId), isNull(chatMessages.recipientId))
           : undefined,
         ne(chatMessages.messageId, ''),
+      ),
+    );
+}
+
+/** The notices that list review items (what `reviewRequest` renders), by their outbox kind. */
+const REVIEW_NOTICES = ['review_requested', 'review_reminder'];
+
+/**
+ * The review notices a principal was sent on a platform that list the review item `itemId` (the
+ * notice and its reminder), so they can be shown again with its outcome.
+ */
+export async function findReviewNotices(
+  db: Db,
+  filter: { platform: 'slack' | 'teams'; recipientId: string; itemId: string },
+): Promise<ChatMessage[]> {
+  return db
+    .select()
+    .from(chatMessages)
+    .where(
+      and(
+        eq(chatMessages.platform, filter.platform),
+        eq(chatMessages.recipientId, filter.recipientId),
+        inArray(chatMessages.purpose, REVIEW_NOTICES),
+        // The notice's own data (the outbox row's) lists its items.
+        sql`${chatMessages.data} @> ${JSON.stringify({ data: { items: [{ itemId: filter.itemId }] } })}::jsonb`,
       ),
     );
 }

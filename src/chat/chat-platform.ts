@@ -10,7 +10,8 @@ import type { Principal } from '../elevation/principal-repository.ts';
 import type { ReviewService } from '../elevation/review-service.ts';
 import type { Route } from '../http/server.ts';
 import type { Logger } from '../log.ts';
-import { approvalCard, type Message } from './messages.ts';
+import type { ChatMessage } from './chat-message-repository.ts';
+import { approvalCard, type Message, reviewRequest } from './messages.ts';
 
 /** A chat surface in one process (Slack, Teams): its routes on the one server, its outbox delivery, start/stop. */
 export interface ChatSurface {
@@ -75,12 +76,25 @@ export async function approvalCardOf(
   return approvalCard(view, history, await activations.decisions(a.id));
 }
 
+/**
+ * A review notice as it is now: the items it listed, each with its decision so far (a decided one
+ * shows its outcome in place of the buttons), from the notice's stored data.
+ */
+export async function reviewNoticeOf(reviews: ReviewService, stored: ChatMessage): Promise<Message> {
+  const data = (stored.data.data ?? {}) as Record<string, unknown>;
+  const listed = (Array.isArray(data.items) ? data.items : []) as { itemId: string }[];
+  const now = new Map((await reviews.items(listed.map((i) => i.itemId))).map((i) => [i.itemId, i]));
+  return reviewRequest(stored.purpose, { ...data, items: listed.map((i) => now.get(i.itemId) ?? i) });
+}
+
 /** How one platform sends each kind of notification; `platformDelivery` picks the one a row needs. */
 export interface PlatformSends {
   /** An approver card (a request, or a reminder: the card again, updated like the first). */
   card(n: Notification, recipient: Principal, view: ActivationView): Promise<'sent' | 'no_identity'>;
   /** Updates the recipient's copies of a decided request's card in place. */
   updateCards(recipient: Principal, view: ActivationView): Promise<unknown>;
+  /** Shows the recipient's review notices that list this item again, with its outcome (`review_decided`). */
+  updateReviewNotices(recipient: Principal, itemId: string): Promise<unknown>;
   /** Any other notice, as a message. */
   message(
     n: Notification,
@@ -107,6 +121,10 @@ export function platformDelivery(
         }
         if (n.kind === 'request_decided' && view) {
           await sends.updateCards(recipient, view);
+          return 'sent';
+        }
+        if (n.kind === 'review_decided') {
+          await sends.updateReviewNotices(recipient, String(n.data.itemId ?? ''));
           return 'sent';
         }
         return await sends.message(n, recipient, view);

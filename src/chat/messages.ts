@@ -45,7 +45,9 @@ export type ActionName =
   | 'alertRemoveEligibility'
   | 'alertRevoke'
   | 'reviewKeep'
-  | 'reviewRemove';
+  | 'reviewRemove'
+  | 'adminReviews'
+  | 'adminReviewStart';
 
 /** One piece of a message. Text may use `*bold*`; platforms translate it. */
 export type Block =
@@ -79,7 +81,11 @@ export type InputName =
   | 'settings'
   | 'approvers'
   | 'users'
-  | 'end';
+  | 'end'
+  | 'reviewerMode'
+  | 'reviewers'
+  | 'recurrence'
+  | 'unreviewed';
 
 /** A form field; `users` holds chat user ids of the platform (pickers), filled in by the surface. */
 export interface Input {
@@ -89,7 +95,8 @@ export interface Input {
   optional?: boolean;
   element:
     | { type: 'text'; multiline?: boolean; initial?: string; maxLength?: number; placeholder?: string }
-    | { type: 'select'; options: { label: string; value: string }[]; initial?: string }
+    /** `multi`: several may be picked; they come back comma-separated. */
+    | { type: 'select'; options: { label: string; value: string }[]; initial?: string; multi?: boolean }
     | { type: 'datetime'; initial?: Date }
     | { type: 'users'; multi: boolean; initial?: string[] };
 }
@@ -104,7 +111,8 @@ export type FormName =
   | 'adminEligibility'
   | 'adminAssignment'
   | 'reviewKeep'
-  | 'reviewRemove';
+  | 'reviewRemove'
+  | 'adminReview';
 
 /** A dialog: a modal in Slack, a dialog in Teams. `subject` comes back on submit. */
 export interface Form {
@@ -211,7 +219,7 @@ export function helpMessage(problem?: string, command: CommandStyle = slashComma
     `\`${command('activate <role> [duration] [reason…]')}\` — request a role, e.g. \`${command('activate db-admin 1h fix the index')}\``,
     `\`${command('status')}\` — your roles, as above`,
     `\`${command('approvals')}\` — requests waiting for your decision`,
-    `\`${command('admin')}\` — roles, eligibility, assignments, audit (admins)`,
+    `\`${command('admin')}\` — roles, eligibility, assignments, access reviews, audit (admins)`,
     `\`${command('help')}\` — this help`,
     'Roles that require MFA send you to *Verify your identity*: sign in again with your identity provider, and the request or decision goes through.',
   ];
@@ -661,22 +669,30 @@ export function alertActions(alert: Pick<AlertView, 'id' | 'kind'>): Action[] {
   }
 }
 
-// Slack takes at most 50 blocks a message, and each item takes two (its facts, its buttons).
+// Slack takes at most 50 blocks a message, and each item takes two (its facts, its buttons or outcome).
 const REVIEW_ITEMS_SHOWN = 20;
 
-/** A review item as the notices carry it (review-service.ts ReviewItemView). */
+/**
+ * A review item as the notices carry it (review-service.ts ReviewItemView): undecided when sent,
+ * with its decision once the notice is shown again after one.
+ */
 interface ReviewItemData {
   itemId: string;
   principal: string;
   role: string;
   lastActivatedAt: string | null;
   activations90d: number;
+  decision?: string | null;
+  decidedBy?: string | null;
+  decidedAt?: string | null;
+  justification?: string;
 }
 
 /**
  * The reviewer's notice (`review_requested`, and `review_reminder` with the items still waiting):
  * each member with their last activation and use in 90 days, and Keep / Remove (self-review:
- * Keep (justify) / I no longer need it), value: the item id. Each opens reviewForm.
+ * Keep (justify) / I no longer need it), value: the item id. Each opens reviewForm. An item
+ * decided since shows its outcome instead of the buttons (the notice is updated in place).
  */
 export function reviewRequest(kind: string, data: Record<string, unknown>): Message {
   const items = (Array.isArray(data.items) ? data.items : []) as ReviewItemData[];
@@ -708,7 +724,9 @@ export function reviewRequest(kind: string, data: Record<string, unknown>): Mess
             ['Activations (90 days)', String(i.activations90d)],
           ],
         },
-        { type: 'actions', actions: reviewActions(i.itemId, self) },
+        i.decision
+          ? { type: 'text', text: reviewOutcomeLine(i) }
+          : { type: 'actions', actions: reviewActions(i.itemId, self) },
       ]),
       ...(items.length > REVIEW_ITEMS_SHOWN
         ? [{ type: 'context' as const, text: `…and ${items.length - REVIEW_ITEMS_SHOWN} more.` }]
@@ -716,6 +734,14 @@ export function reviewRequest(kind: string, data: Record<string, unknown>): Mess
       { type: 'context', text: unreviewed },
     ],
   };
+}
+
+/** A decided item on the notice, instead of its buttons: what, by whom, when and why. */
+export function reviewOutcomeLine(item: ReviewItemData): string {
+  const at = item.decidedAt ? ` at ${when(new Date(item.decidedAt))}` : '';
+  const why = item.justification ? `: “${item.justification}”` : '';
+  const what = item.decision === 'keep' ? '*Kept*' : '*Remove* (at the end of the review)';
+  return `${what} — decided by ${item.decidedBy ?? 'a reviewer'}${at}${why}`;
 }
 
 /** An item's two buttons; the member deciding on their own role hears it in their words. */

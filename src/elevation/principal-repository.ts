@@ -8,6 +8,9 @@ export type Principal = typeof principals.$inferSelect;
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
+/** Whether `text` has the shape of an email address (what principals are keyed by). */
+export const isEmail = (text: string) => EMAIL.test(text.trim().toLowerCase());
+
 /** The canonical key of a principal: trimmed, lower-cased; refuses what is not an email. */
 export function normalizeEmail(email: string): string {
   const key = email.trim().toLowerCase();

@@ -9,7 +9,7 @@ import { type AdminContext, type Outcome, removeEligibility } from './admin-serv
 import { formatDuration, MINUTE_MS } from './duration.ts';
 import { cleanText, MAX_JUSTIFICATION } from './policy.ts';
 import { principals } from './principal.sql.ts';
-import { ensurePrincipal, listAdmins } from './principal-repository.ts';
+import { ensurePrincipal, isEmail, listAdmins } from './principal-repository.ts';
 import { type Notice, recordChange } from './record.ts';
 import {
   accessReviewItems,
@@ -73,10 +73,24 @@ function requireAdmin(actor: Actor): void {
 async function checkedInput(tx: Tx, input: ReviewInput) {
   const roleNames = [...new Set(input.roleNames)];
   if (roleNames.length === 0) throw invalid('Name at least one role to review.', 'role');
-  for (const name of roleNames) await getRoleByName(tx, name); // not found: a clear error
+  for (const name of roleNames) {
+    // Named on the roles field, so a form shows it there.
+    await getRoleByName(tx, name).catch((error: unknown) => {
+      throw error instanceof ElevateError && error.code === 'not_found'
+        ? invalid(error.message, 'role')
+        : error;
+    });
+  }
   const reviewerEmails = [...new Set((input.reviewerEmails ?? []).map((e) => e.trim().toLowerCase()))];
-  if (input.reviewers === 'named' && reviewerEmails.length === 0)
-    throw invalid('Name the reviewers (emails), or review by the approvers or by the members.', 'reviewers');
+  if (input.reviewers === 'named') {
+    if (reviewerEmails.length === 0)
+      throw invalid(
+        'Name the reviewers (emails), or review by the approvers or by the members.',
+        'reviewers',
+      );
+    const bad = reviewerEmails.find((e) => !isEmail(e));
+    if (bad !== undefined) throw invalid(`"${bad}" is not an email address.`, 'reviewers');
+  }
   const durationMinutes = input.durationMinutes ?? DEFAULT_REVIEW_MINUTES;
   if (durationMinutes < 60 || durationMinutes > 180 * 24 * 60)
     throw invalid('A review runs between 1 hour and 180 days.', 'duration');
@@ -426,6 +440,12 @@ export function createReviewService(deps: { db: Db; providers: ProviderRegistry;
             decision: input.decision,
             justification,
           },
+          // Every reviewer's notice shows the outcome in place of the buttons (`review_decided`).
+          notify: row.item.reviewerIds.map((recipientId) => ({
+            recipientId,
+            kind: 'review_decided',
+            data: { reviewId: row.review.id, itemId: row.item.id },
+          })),
         });
         return { decided: (await itemViews(tx, decided ? [decided] : []))[0] };
       });
@@ -587,6 +607,30 @@ export function createReviewService(deps: { db: Db; providers: ProviderRegistry;
           })),
         });
       }),
+
+    /** The running campaigns, ending soonest first, with how many of their items are decided. */
+    running: () =>
+      db
+        .select({
+          review: accessReviews,
+          items: sql<number>`count(${accessReviewItems.id})::int`,
+          decided: sql<number>`count(${accessReviewItems.decision})::int`,
+        })
+        .from(accessReviews)
+        .leftJoin(accessReviewItems, eq(accessReviewItems.reviewId, accessReviews.id))
+        .where(eq(accessReviews.status, 'running'))
+        .groupBy(accessReviews.id)
+        .orderBy(asc(accessReviews.endAt)),
+
+    /** Review items as they are now (decided or not), for notices shown again; unknown ids are left out. */
+    async items(itemIds: string[]): Promise<ReviewItemView[]> {
+      const ids = itemIds.filter((id) => UUID.test(id));
+      if (ids.length === 0) return [];
+      return itemViews(
+        db,
+        await db.select().from(accessReviewItems).where(inArray(accessReviewItems.id, ids)),
+      );
+    },
 
     /** The latest 100 campaigns, newest first. */
     list: () => db.select().from(accessReviews).orderBy(desc(accessReviews.startAt)).limit(100),

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { cardProblems } from '../support/adaptive-cards.ts';
 import type { TeamsUser } from '../support/fake-teams.ts';
 import {
   button,
@@ -60,10 +61,19 @@ afterAll(async () => {
 });
 
 const chat = (key: string) => elevate.teams.messagesIn(elevate.personal(user(key)));
-const notice = async (key: string) =>
-  cardOf(
-    await eventually(() => chat(key).find((m) => /Access review/.test(textOf(cardOf(m)))), DELIVERY_WAIT),
-  );
+const noticeMessage = (key: string) =>
+  eventually(() => chat(key).find((m) => /Access review/.test(textOf(cardOf(m)))), DELIVERY_WAIT);
+const notice = async (key: string) => cardOf(await noticeMessage(key));
+/** Anything else the server or the outbox does: generous, the machine is shared. */
+const WAIT = 30_000;
+
+/** The card of the last update (connector PUT) of the posted activity `id` that satisfies `shows`. */
+const updatedTo = (id: string, shows: (card: CardJson) => boolean) =>
+  eventually(() => {
+    const puts = elevate.teams.calls.filter((c) => c.method === 'PUT' && c.activityId === id);
+    const last = puts.at(-1);
+    return last && shows(cardOf(last.body)) && cardOf(last.body);
+  }, WAIT);
 const data = (b: CardJson) => b.data as Record<string, unknown>;
 const said = (answer: { body: unknown }) => JSON.stringify(answer.body);
 
@@ -78,7 +88,8 @@ async function decide(key: string, opener: CardJson, why: string) {
 }
 
 test('reviewers decide in Teams: Keep and Remove with a justification, self-review, a late click and a forged one', async () => {
-  const card = await notice('judge');
+  const posted = await noticeMessage('judge');
+  const card = cardOf(posted);
   expect(textOf(card)).toContain('kim@example.com');
   const keeps = buttons(card).filter((b) => b.title === 'Keep');
   const removes = buttons(card).filter((b) => b.title === 'Remove');
@@ -101,6 +112,21 @@ test('reviewers decide in Teams: Keep and Remove with a justification, self-revi
   expect(await decide('judge', removeLou, 'moved to another team')).toContain(
     "Recorded: remove lou@example.com's db when the review ends.",
   );
+  // The notice card is updated in place (connector PUT of its activity): each decided member shows
+  // the outcome, who decided and when, and has no buttons left.
+  const updated = await updatedTo(
+    posted.id,
+    (c) => /Kept\*\* — decided by/.test(textOf(c)) && /Remove\*\* \(at the end/.test(textOf(c)),
+  );
+  expect(textOf(updated)).toMatch(
+    /\*\*Kept\*\* — decided by judge@example\.com at \d{4}-\d\d-\d\d \d\d:\d\d UTC: “on call for the database”/,
+  );
+  expect(textOf(updated)).toMatch(
+    /\*\*Remove\*\* \(at the end of the review\) — decided by judge@example\.com at .+“moved to another team”/,
+  );
+  expect(buttons(updated)).toEqual([]);
+  expect(cardProblems(updated)).toEqual([]);
+
   // A later click on a decided item hears who decided.
   const late = await elevate.fetchTask(user('judge'), data(keepKim));
   expect(said(late)).toMatch(/Already decided: keep by judge@example.com/);
@@ -123,3 +149,103 @@ test('reviewers decide in Teams: Keep and Remove with a justification, self-revi
   expect(audit).toMatch(/eve@example.com \*\*review\.decision_refused\*\*/);
   expect(audit.match(/review\.decided/g)).toHaveLength(3);
 }, 240_000);
+
+/** `admin` → *Open admin* → the menu dialog, as `key` sees it (or the refusal). */
+async function openAdmin(key: string) {
+  const asked = await elevate.say(user('ana'), 'admin');
+  const reply = chat('ana').find((m) => m.activity.replyToId === asked.activityId);
+  return elevate.fetchTask(user(key), data(button(cardOf(reply), 'Open admin')));
+}
+
+test('an admin starts a review from the admin dialog (problems shown under their fields); the named reviewer gets the notice, updated after a decision; a non-admin is refused and nothing starts', async () => {
+  // The admin dialog → Access reviews: the running campaigns with their progress, and Start a review.
+  const menu = cardOf((await openAdmin('ana')).body);
+  const page = cardOf((await elevate.submitTask(user('ana'), data(button(menu, 'Access reviews')))).body);
+  expect(textOf(page)).toMatch(
+    /\*\*db\*\* \(db-members\), reviewed by the role's approvers\nends .+ UTC: \d of 2 decided/,
+  );
+  const form = cardOf((await elevate.submitTask(user('ana'), data(button(page, 'Start a review')))).body);
+  expect(Object.keys(inputsOf(form))).toEqual([
+    'role',
+    'reviewerMode',
+    'reviewers',
+    'duration',
+    'recurrence',
+    'unreviewed',
+  ]);
+  expect(inputsOf(form)).toMatchObject({
+    reviewerMode: 'approvers',
+    duration: '7d',
+    recurrence: 'none',
+    unreviewed: 'keep',
+  });
+  expect(cardProblems(form)).toEqual([]);
+  const filled = {
+    role: 'db',
+    reviewerMode: 'named',
+    reviewers: '',
+    duration: '3d',
+    recurrence: 'monthly',
+    unreviewed: 'remove',
+  };
+
+  // Named reviewers, none named; then one Elevate does not know: each shown under the field, typed values kept.
+  const nobody = cardOf((await elevate.submitTask(user('ana'), submission(form, filled))).body);
+  expect(errorUnder(nobody, 'reviewers')).toBe(
+    '⚠️ Name the reviewers (emails), or review by the approvers or by the members.',
+  );
+  expect(inputsOf(nobody)).toMatchObject({ role: 'db', duration: '3d', recurrence: 'monthly' });
+  const stranger = cardOf(
+    (await elevate.submitTask(user('ana'), submission(form, { ...filled, reviewers: 'nobody@example.com' })))
+      .body,
+  );
+  expect(errorUnder(stranger, 'reviewers')).toMatch(/Elevate does not know nobody@example.com/);
+
+  // A non-admin: the admin dialog does not open, and a forged submission of the form starts nothing.
+  expect(said(await openAdmin('eve'))).toMatch(/admin dialogs are for Elevate admins/);
+  const forged = await elevate.submitTask(
+    user('eve'),
+    submission(form, { ...filled, reviewers: email('eve') }),
+  );
+  expect(said(forged)).toMatch(/admin dialogs are for Elevate admins/);
+
+  // The admin's valid submission: the page lists the new campaign; the named reviewer gets the notice.
+  const started = cardOf(
+    (await elevate.submitTask(user('ana'), submission(form, { ...filled, reviewers: email('eve') }))).body,
+  );
+  expect(textOf(started)).toMatch(
+    /\*\*db\*\*, reviewed by eve@example.com\nends .+ UTC: 0 of 2 decided; unreviewed: remove, recurs monthly/,
+  );
+  expect(textOf(started).match(/reviewed by/g)).toHaveLength(3); // the two from the policy file, and this one
+  const posted = await noticeMessage('eve');
+  const card = cardOf(posted);
+  expect(textOf(card)).toContain('kim@example.com');
+  expect(textOf(card)).toContain('Anything not decided is removed at the end.');
+
+  // Eve keeps kim: her notice is updated in place; lou still waits, with his buttons.
+  const kimFirst = textOf(card).indexOf('kim@') < textOf(card).indexOf('lou@');
+  const keeps = buttons(card).filter((b) => b.title === 'Keep');
+  const keepKim = kimFirst ? keeps[0] : keeps[1];
+  if (!keepKim) throw new Error('no Keep button');
+  expect(await decide('eve', keepKim, 'still on call')).toContain("Recorded: keep kim@example.com's db.");
+  const updated = await updatedTo(posted.id, (c) => /decided by eve@example.com/.test(textOf(c)));
+  expect(textOf(updated)).toMatch(/\*\*Kept\*\* — decided by eve@example\.com at .+ UTC: “still on call”/);
+  expect(buttons(updated).map((b) => b.title)).toEqual(['Keep', 'Remove']);
+
+  // The audit trail: the admin's start, and eve's refusals.
+  const audit = textOf(
+    cardOf((await elevate.submitTask(user('ana'), data(button(menu, 'Audit events')))).body),
+  );
+  expect(audit).toContain('ana@example.com **review.started**');
+  expect(audit).toContain('eve@example.com **refused.admin.open**');
+  // Each refusal once, under one name.
+  expect(audit.match(/eve@example.com \*\*refused\.(admin\.)?adminReview\*\*/g)).toEqual([
+    'eve@example.com **refused.admin.adminReview**',
+  ]);
+}, 240_000);
+
+/** The error shown under a dialog field. */
+function errorUnder(card: CardJson, field: string): string {
+  const found = (card.body as CardJson[]).find((el) => el.id === `${field}Error`);
+  return String(found?.text ?? '');
+}

@@ -112,6 +112,19 @@ test('a campaign by the approvers: decisions, a refused non-reviewer, a reminder
     decision: 'remove',
     justification: 'left the team',
   });
+  // Every reviewer of a decided item is sent `review_decided`, so their notices show the outcome.
+  expect((await noticesTo('judge@example.com', 'review_decided')).map((d) => d.itemId)).toEqual([
+    kimItem.itemId,
+    louItem.itemId,
+  ]);
+  // The admin dialog's list: the running campaign with how many are decided; items as they are now.
+  const running = (await reviews.running()).find((r) => r.review.id === review.id);
+  expect(running).toMatchObject({ items: 3, decided: 2 });
+  const now = await reviews.items([louItem.itemId, kimItem.itemId, 'not-an-id']);
+  expect(now.map((i) => [i.principal, i.decision]).sort()).toEqual([
+    [kim, 'keep'],
+    [lou, 'remove'],
+  ]);
   // A second decision is told who decided.
   const second = await reviews
     .decide({ actor: judge, itemId: kimItem.itemId, decision: 'remove', justification: 'x' })
@@ -220,12 +233,24 @@ test('only an admin starts a review, with known roles and named reviewers', asyn
   await expect(reviews.start(someone, { roleNames: [role], reviewers: 'self' })).rejects.toSatisfy(
     (e) => refusal(e) === 'forbidden',
   );
+  // Each problem names the field a form shows it on.
+  const field = (e: unknown) => `${refusal(e)} ${(e as ElevateError).field}`;
   await expect(reviews.start(core.cli, { roleNames: ['no-such-role'], reviewers: 'self' })).rejects.toSatisfy(
-    (e) => refusal(e) === 'not_found',
+    (e) => field(e) === 'invalid role' && /no role named "no-such-role"/.test((e as Error).message),
   );
   await expect(reviews.start(core.cli, { roleNames: [role], reviewers: 'named' })).rejects.toSatisfy(
-    (e) => refusal(e) === 'invalid',
+    (e) => field(e) === 'invalid reviewers',
   );
+  await expect(
+    reviews.start(core.cli, { roleNames: [role], reviewers: 'named', reviewerEmails: ['rev at example'] }),
+  ).rejects.toSatisfy(
+    (e) =>
+      field(e) === 'invalid reviewers' &&
+      (e as Error).message === '"rev at example" is not an email address.',
+  );
+  await expect(
+    reviews.start(core.cli, { roleNames: [role], reviewers: 'self', durationMinutes: 30 }),
+  ).rejects.toSatisfy((e) => field(e) === 'invalid duration');
   const review = await reviews.start(core.cli, {
     roleNames: [role],
     reviewers: 'named',

@@ -12,7 +12,7 @@ import { findPrincipalByEmail } from '../../elevation/principal-repository.ts';
 import { getRoleByName, listEligibilities, listRoles } from '../../elevation/role-repository.ts';
 import { forbidden, invalid } from '../../errors.ts';
 import { listFailedNotifications } from '../../jobs/deliver-notifications.ts';
-import { parseSettings, parseYaml } from '../admin-form-values.ts';
+import { parseSettings, parseYaml, reviewInput } from '../admin-form-values.ts';
 import {
   activationsPage,
   adminMenuForm,
@@ -21,10 +21,13 @@ import {
   auditPage,
   deliveriesPage,
   eligibilityPage,
+  reviewStartedText,
+  reviewStartForm,
+  reviewsPage,
   roleForm,
   rolesPage,
 } from '../admin-messages.ts';
-import { auditRefusal, explain } from '../answers.ts';
+import { auditRefusal, explain, UnknownPerson } from '../answers.ts';
 import { alertLine, type Form } from '../messages.ts';
 import { ACTION, BLOCK, VIEW } from './ids.ts';
 import { formValues, renderModal } from './render.ts';
@@ -32,6 +35,9 @@ import { submitForm } from './requester-listeners.ts';
 import { type Person, personOf, type SlackContext } from './slack-context.ts';
 
 type ButtonArgs = SlackActionMiddlewareArgs<BlockAction<ButtonAction>> & AllMiddlewareArgs;
+
+/** The start-a-review form's fields: a problem on one of them is shown under it. */
+const REVIEW_FIELDS: ReadonlySet<string> = new Set(reviewStartForm([]).inputs.map((i) => i.name));
 
 const notAdmin = () => forbidden('The admin dialogs are for Elevate admins; ask one if you need a change.');
 
@@ -51,7 +57,7 @@ export async function openAdminMenu(
   await ctx.client.views.open({ trigger_id: triggerId, view: renderModal(adminMenuForm()) });
 }
 
-/** Admin dialogs: roles, eligibility, assignments, revoke, audit, failed deliveries, alerts. */
+/** Admin dialogs: roles, eligibility, assignments, revoke, audit, failed deliveries, alerts, access reviews. */
 export function registerAdminListeners(app: App, ctx: SlackContext): void {
   /** An admin button: checks the clicker is an admin (the services check again), then shows a page. */
   const adminButton = (
@@ -95,6 +101,7 @@ export function registerAdminListeners(app: App, ctx: SlackContext): void {
   );
   adminButton(ACTION.adminDeliveries, async () => deliveriesPage(await listFailedNotifications(ctx.db)));
   adminButton(ACTION.adminAlerts, async () => alertsPage(await ctx.alerts.list()));
+  adminButton(ACTION.adminReviews, async () => reviewsPage(await ctx.reviews.running()));
 
   // An alert's action, on the admins' notice or on the alerts page. No admin pre-check here: the
   // core refuses a non-admin and audits it (alert.action_refused), so the refusal is audited once.
@@ -156,6 +163,9 @@ export function registerAdminListeners(app: App, ctx: SlackContext): void {
   );
   adminButton(ACTION.adminAssignmentCreate, async (_p, _v, args) =>
     push(args, assignmentForm('adminAssignment', await listRoles(ctx.db))),
+  );
+  adminButton(ACTION.adminReviewStart, async (_p, _v, args) =>
+    push(args, reviewStartForm(await listRoles(ctx.db))),
   );
   adminButton(ACTION.adminEligibilityRemove, async (person, value) => {
     const [roleName = '', email = ''] = value.split(' ');
@@ -233,6 +243,50 @@ export function registerAdminListeners(app: App, ctx: SlackContext): void {
         }
       },
       (error) => (error.message.includes('provider') ? BLOCK.provider : BLOCK.settings),
+    );
+  });
+
+  /** The named reviewers picked, as emails; someone Slack shares no email for is a problem on the field. */
+  async function reviewerEmails(users: string | undefined, teamId: string): Promise<string[]> {
+    const found: string[] = [];
+    for (const id of (users ?? '').split(',').filter(Boolean)) {
+      const principal = await ctx.identity.principalOf(id, teamId).catch((error: unknown) => {
+        if (!(error instanceof UnknownPerson)) throw error;
+        throw invalid(
+          `Slack shares no email for <@${id}>, and Elevate knows reviewers by email.`,
+          'reviewers',
+        );
+      });
+      found.push(principal.email);
+    }
+    return found;
+  }
+
+  // Start an access review: through the review service, as `elevate reviews start` (which audits
+  // the start and tells the reviewers); a problem comes back on its field.
+  app.view(VIEW.adminReview, async (args) => {
+    const { body, view } = args;
+    const values = formValues(view.state);
+    const teamId = body.user.team_id ?? body.team?.id ?? '';
+    await submitForm(
+      ctx,
+      args,
+      async (person) => {
+        try {
+          if (!person.principal.isAdmin) throw notAdmin();
+          const input = reviewInput(values, await reviewerEmails(values.reviewers, teamId));
+          const started = await ctx.reviews.start(person.actor, input);
+          const { items } = await ctx.reviews.get(started.id);
+          await args.client.chat.postMessage({
+            channel: person.userId,
+            text: reviewStartedText(started, items.length),
+          });
+        } catch (error) {
+          await auditRefusal(ctx, person, error, 'admin.review', { type: 'review', id: values.role ?? '' });
+          throw error;
+        }
+      },
+      (error) => (REVIEW_FIELDS.has(error.field ?? '') ? (error.field as string) : BLOCK.role),
     );
   });
 

@@ -36,6 +36,9 @@ export const ACTION = {
   adminAudit: 'elevate_admin_audit',
   adminDeliveries: 'elevate_admin_deliveries',
   adminAlerts: 'elevate_admin_alerts',
+  adminReviews: 'elevate_admin_reviews',
+  /** Admin: start an access review, in a modal (value unused). */
+  adminReviewStart: 'elevate_admin_review_start',
   /** Admin: new role modal (value unused). */
   adminRoleCreate: 'elevate_admin_role_create',
   /** Admin: edit a role's settings (value: role name). */
@@ -78,6 +81,8 @@ export const VIEW = {
   adminEligibility: 'elevate_admin_eligibility_view',
   /** Admin: create an active assignment. */
   adminAssignment: 'elevate_admin_assignment_view',
+  /** Admin: start an access review. */
+  adminReview: 'elevate_admin_review_view',
   /** Keep a reviewed role, with its justification (metadata: review item id; block: justification). */
   reviewKeep: 'elevate_review_keep_view',
   /** Remove a reviewed role, with its justification (metadata: review item id; block: justification). */
@@ -105,6 +110,11 @@ export const BLOCK = {
   approvers: 'approvers',
   users: 'users',
   end: 'end',
+  // Start an access review (role is the roles' multi-select)
+  reviewerMode: 'reviewerMode',
+  reviewers: 'reviewers',
+  recurrence: 'recurrence',
+  unreviewed: 'unreviewed',
 } as const;
 
 /** The `action_id` of the element inside every input block. */

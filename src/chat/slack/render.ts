@@ -92,6 +92,7 @@ function element(input: Input): SlackBlock {
       };
     case 'select': {
       const options = e.options.slice(0, 100).map((o) => ({ text: plain(o.label, 75), value: o.value }));
+      if (e.multi) return { type: 'multi_static_select', action_id: INPUT_ACTION, options };
       const initial = options.find((o) => o.value === e.initial);
       return {
         type: 'static_select',
@@ -147,7 +148,7 @@ export function renderHome(message: Message): types.HomeView {
   return { type: 'home', blocks: renderBlocks(message.blocks) } as unknown as types.HomeView;
 }
 
-/** One submitted view's values by block id, as plain strings (user pickers: comma-joined ids). */
+/** One submitted view's values by block id, as plain strings (user pickers and multi-selects: comma-joined). */
 export function formValues(state: {
   values: Record<string, Record<string, unknown>>;
 }): Record<string, string | undefined> {
@@ -157,6 +158,7 @@ export function formValues(state: {
       | {
           value?: string | null;
           selected_option?: { value: string } | null;
+          selected_options?: { value: string }[];
           selected_date_time?: number | null;
           selected_user?: string | null;
           selected_users?: string[];
@@ -168,7 +170,8 @@ export function formValues(state: {
       v.selected_option?.value ??
       (v.selected_date_time ? String(v.selected_date_time) : undefined) ??
       v.selected_user ??
-      (v.selected_users ? v.selected_users.join(',') : undefined);
+      (v.selected_users ? v.selected_users.join(',') : undefined) ??
+      (v.selected_options ? v.selected_options.map((o) => o.value).join(',') : undefined);
   }
   return out;
 }

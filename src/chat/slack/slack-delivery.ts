@@ -4,11 +4,13 @@ import type { Db } from '../../db/client.ts';
 import type { ActivationView } from '../../elevation/activation-repository.ts';
 import type { ActivationService } from '../../elevation/activation-service.ts';
 import type { Principal } from '../../elevation/principal-repository.ts';
+import type { ReviewService } from '../../elevation/review-service.ts';
 import type { Logger } from '../../log.ts';
 import {
   claimSharedMessage,
   completeSharedMessage,
   findChatMessages,
+  findReviewNotices,
   releaseSharedMessage,
   saveChatMessage,
 } from '../chat-message-repository.ts';
@@ -18,6 +20,7 @@ import {
   DeliveryError,
   type Notification,
   platformDelivery,
+  reviewNoticeOf,
 } from '../chat-platform.ts';
 import { notificationMessage } from '../messages.ts';
 import { renderMessage } from './render.ts';
@@ -37,14 +40,16 @@ export interface SlackDeliveryDeps {
   clock: Clock;
   log: Logger;
   activations: ActivationService;
+  reviews: ReviewService;
   identity: SlackIdentity;
   publishHome: (userId: string, principal: Principal) => Promise<void>;
 }
 
 /**
  * The Slack side of the outbox: approver cards (DM per approver, or one post to the role's
- * approvals channel), in-place updates after a decision (`request_decided`), and requester and
- * admin messages; every posted message is remembered in chat_messages.
+ * approvals channel), in-place updates after a decision (`request_decided`, and `review_decided`
+ * for review notices), and requester and admin messages; every posted message is remembered in
+ * chat_messages.
  */
 export function createSlackDelivery(deps: SlackDeliveryDeps): ChatPlatform {
   const { client, db, activations, identity } = deps;
@@ -116,6 +121,18 @@ export function createSlackDelivery(deps: SlackDeliveryDeps): ChatPlatform {
       await client.chat.update({ channel: copy.channel, ts: copy.messageId, ...card });
   }
 
+  /** The recipient's review notices listing the item, shown again with its outcome. */
+  async function updateReviewNotices(recipient: Principal, itemId: string) {
+    for (const notice of await findReviewNotices(db, {
+      platform: 'slack',
+      recipientId: recipient.id,
+      itemId,
+    })) {
+      const message = renderMessage(await reviewNoticeOf(deps.reviews, notice));
+      await client.chat.update({ channel: notice.channel, ts: notice.messageId, ...message });
+    }
+  }
+
   async function deliverMessage(n: Notification, recipient: Principal, view: ActivationView | undefined) {
     const userId = await identity.slackUserOf(recipient);
     if (!userId) return 'no_identity' as const;
@@ -152,6 +169,7 @@ export function createSlackDelivery(deps: SlackDeliveryDeps): ChatPlatform {
   return platformDelivery('slack', activations, {
     card: deliverCard,
     updateCards,
+    updateReviewNotices,
     message: deliverMessage,
     asDeliveryError,
   });

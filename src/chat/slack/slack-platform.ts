@@ -130,6 +130,7 @@ export function createSlackPlatform(
       clock: deps.clock,
       log,
       activations: deps.activations,
+      reviews: deps.reviews,
       identity,
       publishHome: ctx.publishHome,
     }),

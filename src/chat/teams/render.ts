@@ -234,8 +234,11 @@ function renderInput(input: Input, value: unknown, error: string | undefined): C
         id: input.name,
         label,
         style: 'compact',
+        ...(el.multi ? { isMultiSelect: true } : {}),
         choices: el.options.map((o) => ({ title: o.label, value: o.value })),
-        value: typeof value === 'string' ? value : (el.initial ?? el.options[0]?.value ?? ''),
+        // A multi-select starts empty; its value comes back as the picked values, comma-separated.
+        value:
+          typeof value === 'string' ? value : (el.initial ?? (el.multi ? '' : (el.options[0]?.value ?? ''))),
         ...required,
       });
       break;

@@ -1,10 +1,11 @@
 import { auditEvents } from '../../audit/audit.sql.ts';
 import { desc } from '../../db/drizzle.ts';
 import { OPEN_STATUSES } from '../../elevation/activation.sql.ts';
+import { findPrincipalByEmail } from '../../elevation/principal-repository.ts';
 import { getRoleByName, listEligibilities, listRoles } from '../../elevation/role-repository.ts';
 import { ElevateError, forbidden, invalid } from '../../errors.ts';
 import { listFailedNotifications } from '../../jobs/deliver-notifications.ts';
-import { parseSettings, parseYaml } from '../admin-form-values.ts';
+import { parseSettings, parseYaml, reviewInput } from '../admin-form-values.ts';
 import {
   activationsPage,
   adminMenuForm,
@@ -13,6 +14,8 @@ import {
   auditPage,
   deliveriesPage,
   eligibilityPage,
+  reviewStartForm,
+  reviewsPage,
   roleForm,
   rolesPage,
 } from '../admin-messages.ts';
@@ -71,6 +74,10 @@ export async function adminSubmit(ctx: TeamsContext, person: Person, data: Dialo
         return page(deliveriesPage(await listFailedNotifications(ctx.db)));
       case 'adminAlerts':
         return page(alertsPage(await ctx.alerts.list()));
+      case 'adminReviews':
+        return page(reviewsPage(await ctx.reviews.running()));
+      case 'adminReviewStart':
+        return formDialog(reviewStartForm(await listRoles(ctx.db)));
       case 'alertRemoveEligibility':
       case 'alertRevoke':
         await ctx.alerts[ALERT_OPS[action]]({ actor: person.actor, alertId: value });
@@ -182,5 +189,39 @@ async function submitAdminForm(ctx: TeamsContext, person: Person, data: DialogSu
           ),
         );
   }
+  if (form === 'adminReview') {
+    // Through the review service, as `elevate reviews start`: audited, the reviewers told.
+    try {
+      const input = reviewInput(
+        {
+          role: text(data, 'role'),
+          reviewerMode: text(data, 'reviewerMode'),
+          duration: text(data, 'duration'),
+          recurrence: text(data, 'recurrence'),
+          unreviewed: text(data, 'unreviewed'),
+        },
+        emails(text(data, 'reviewers')),
+      );
+      if (input.reviewers === 'named') await knownReviewers(ctx, input.reviewerEmails ?? []);
+      await ctx.reviews.start(person.actor, input);
+    } catch (error) {
+      return again(reviewStartForm(await listRoles(ctx.db)), error);
+    }
+    return page(reviewsPage(await ctx.reviews.running()));
+  }
   return dialogMessage('This form is not one Elevate knows.');
+}
+
+/**
+ * Named reviewers typed as emails must be people Elevate knows (from Teams, a team's roster, or
+ * the policy file): a typo would leave members with a reviewer nobody can reach.
+ */
+async function knownReviewers(ctx: TeamsContext, reviewerEmails: string[]): Promise<void> {
+  for (const email of reviewerEmails) {
+    if (!(await findPrincipalByEmail(ctx.db, email)))
+      throw invalid(
+        `Elevate does not know ${email}: check the spelling, or have them write to Elevate once.`,
+        'reviewers',
+      );
+  }
 }

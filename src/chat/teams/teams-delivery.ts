@@ -3,13 +3,15 @@ import type { Db } from '../../db/client.ts';
 import type { ActivationView } from '../../elevation/activation-repository.ts';
 import type { ActivationService } from '../../elevation/activation-service.ts';
 import type { Principal } from '../../elevation/principal-repository.ts';
-import { findChatMessages, saveChatMessage } from '../chat-message-repository.ts';
+import type { ReviewService } from '../../elevation/review-service.ts';
+import { findChatMessages, findReviewNotices, saveChatMessage } from '../chat-message-repository.ts';
 import {
   approvalCardOf,
   type ChatPlatform,
   DeliveryError,
   type Notification,
   platformDelivery,
+  reviewNoticeOf,
 } from '../chat-platform.ts';
 import { type CommandStyle, notificationMessage } from '../messages.ts';
 import { type Connector, ConnectorError } from './connector.ts';
@@ -41,13 +43,15 @@ export async function approverCard(
 
 /**
  * The Teams side of the outbox: approver cards in each approver's 1:1 chat (created when they
- * have none yet), cards updated in place after a decision (`request_decided`), and requester and
- * admin messages. Posted activities are remembered in chat_messages for later updates.
+ * have none yet), cards updated in place after a decision (`request_decided`, and `review_decided`
+ * for review notices), and requester and admin messages. Posted activities are remembered in
+ * chat_messages for later updates.
  */
 export function createTeamsDelivery(deps: {
   db: Db;
   clock: Clock;
   activations: ActivationService;
+  reviews: ReviewService;
   identity: TeamsIdentity;
   connector: Connector;
 }): ChatPlatform {
@@ -89,6 +93,23 @@ export function createTeamsDelivery(deps: {
     }
   }
 
+  /** The recipient's review notices listing the item, shown again with its outcome. */
+  async function updateReviewNotices(recipient: Principal, itemId: string) {
+    for (const notice of await findReviewNotices(db, {
+      platform: 'teams',
+      recipientId: recipient.id,
+      itemId,
+    })) {
+      const message = await reviewNoticeOf(deps.reviews, notice);
+      await connector.update(
+        String(notice.data.serviceUrl),
+        notice.channel,
+        notice.messageId,
+        cardActivity(message),
+      );
+    }
+  }
+
   async function deliverMessage(n: Notification, recipient: Principal, view: ActivationView | undefined) {
     const to = await identity.conversationOf(recipient);
     if (!to) return 'no_identity' as const;
@@ -119,6 +140,7 @@ export function createTeamsDelivery(deps: {
   return platformDelivery('teams', activations, {
     card: deliverCard,
     updateCards,
+    updateReviewNotices,
     message: deliverMessage,
     asDeliveryError,
   });

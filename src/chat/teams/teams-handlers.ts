@@ -118,7 +118,7 @@ export function createTeamsHandlers(ctx: TeamsContext, options: { tenantId?: str
             return;
           }
           const message = plainMessage(
-            'Roles, eligibility, assignments, running activations and the audit trail.',
+            'Roles, eligibility, assignments, running activations, access reviews and the audit trail.',
           );
           await reply(
             activity,
@@ -350,8 +350,10 @@ export function createTeamsHandlers(ctx: TeamsContext, options: { tenantId?: str
           : { notice: error.message }),
       });
     };
+    // The admin dialog audits its own refusals (adminSubmit), as the review service does.
+    const admin = Boolean(data.action) || form.startsWith('admin');
     try {
-      if (data.action || form.startsWith('admin')) return await adminSubmit(ctx, person, data);
+      if (admin) return await adminSubmit(ctx, person, data);
       switch (form) {
         case 'activate': {
           const access = await ctx.activations.listAccess(person.principal.id);
@@ -445,8 +447,7 @@ export function createTeamsHandlers(ctx: TeamsContext, options: { tenantId?: str
           return dialogMessage('This form is not one Elevate knows.');
       }
     } catch (error) {
-      // The review service audits its own refusals (review.decision_refused).
-      if (!REVIEW_FORMS.has(form))
+      if (!admin && !REVIEW_FORMS.has(form))
         await auditRefusal(ctx, person, error, form || String(data.action ?? 'dialog'), {
           type: 'activation',
           id: subject || String(data.value ?? ''),

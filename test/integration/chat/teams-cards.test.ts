@@ -7,6 +7,8 @@ import {
   auditPage,
   deliveriesPage,
   eligibilityPage,
+  reviewStartForm,
+  reviewsPage,
   roleForm,
   rolesPage,
 } from '../../../src/chat/admin-messages.ts';
@@ -119,6 +121,25 @@ test('every Teams card and dialog passes the official Adaptive Cards parser', as
     notificationMessage('review_requested', { ...REVIEW, items: [REVIEW_ITEM] }, undefined, now),
     notificationMessage('review_requested', { ...REVIEW, self: true, items: [REVIEW_ITEM] }, undefined, now),
     notificationMessage('review_reminder', { ...REVIEW, items: [REVIEW_ITEM] }, undefined, now),
+    // The notice shown again after a decision: the outcome in place of the buttons.
+    notificationMessage(
+      'review_requested',
+      {
+        ...REVIEW,
+        items: [
+          {
+            ...REVIEW_ITEM,
+            decision: 'remove',
+            decidedBy: 'bo@example.com',
+            decidedAt: '2026-06-02T10:00:00.000Z',
+            justification: 'left the team',
+          },
+          { ...REVIEW_ITEM, itemId: '6f1c1b8e-0000-4000-8000-000000000002', principal: 'eve@example.com' },
+        ],
+      },
+      undefined,
+      now,
+    ),
     notificationMessage(
       'review_finished',
       { ...REVIEW, kept: 1, removed: ['dee@example.com → db'], unreviewed: 0, nextStartAt: null },
@@ -175,6 +196,19 @@ test('every Teams card and dialog passes the official Adaptive Cards parser', as
     auditPage([{ at: now, actor: 'ana@example.com', action: 'role.saved', subjectId: 'db' }]),
     deliveriesPage([
       { createdAt: now, kind: 'activation_active', attempts: 8, lastError: 'Teams answered 403' },
+    ]),
+    reviewStartForm(await listRoles(database.db)),
+    reviewsPage([]),
+    reviewsPage([
+      {
+        review: await core.reviews.start(core.cli, {
+          roleNames: ['db'],
+          reviewers: 'approvers',
+          recurrence: 'monthly',
+        }),
+        items: 1,
+        decided: 0,
+      },
     ]),
     alertsPage([
       {

@@ -62,3 +62,32 @@ test('self-review asks the member; a removed member is told why and by whom', ()
     'You are no longer eligible for *db*: an access review removed it (decided by the review default: “nobody reviewed it”).',
   );
 });
+
+test('a decided item shows its outcome, who decided, when and why, in place of its buttons', () => {
+  const decided = {
+    ...item(1),
+    decision: 'keep',
+    decidedBy: 'judge@example.com',
+    decidedAt: '2026-06-02T10:30:00.000Z',
+    justification: 'on call',
+  };
+  const removed = {
+    ...item(2),
+    decision: 'remove',
+    decidedBy: 'judge@example.com',
+    decidedAt: null,
+    justification: 'left',
+  };
+  const message = notificationMessage(
+    'review_requested',
+    { items: [decided, removed, item(3)] },
+    undefined,
+    now,
+  );
+  const texts = message.blocks.flatMap((b) => (b.type === 'text' ? [b.text] : []));
+  expect(texts).toContain('*Kept* — decided by judge@example.com at 2026-06-02 10:30 UTC: “on call”');
+  expect(texts).toContain('*Remove* (at the end of the review) — decided by judge@example.com: “left”');
+  // Only the undecided member keeps Keep / Remove.
+  const buttons = message.blocks.flatMap((b) => (b.type === 'actions' ? b.actions.map((a) => a.value) : []));
+  expect(buttons).toEqual(['item-3', 'item-3']);
+});
