@@ -81,6 +81,8 @@ export interface PlatformSends {
   card(n: Notification, recipient: Principal, view: ActivationView): Promise<'sent' | 'no_identity'>;
   /** Updates the recipient's copies of a decided request's card in place. */
   updateCards(recipient: Principal, view: ActivationView): Promise<unknown>;
+  /** A security alert raised or resolved (alert-delivery.ts: the admin channel, or each admin). */
+  alert(n: Notification, recipient: Principal): Promise<'sent' | 'no_identity'>;
   /** Any other notice, as a message. */
   message(
     n: Notification,
@@ -101,6 +103,7 @@ export function platformDelivery(
     name,
     async deliver(n, recipient) {
       try {
+        if (n.kind === 'alert_raised' || n.kind === 'alert_resolved') return await sends.alert(n, recipient);
         const view = n.activationId ? await activations.get(n.activationId) : undefined;
         if ((n.kind === 'approval_requested' || n.kind === 'approval_reminder') && view) {
           return await sends.card(n, recipient, view);

@@ -36,6 +36,8 @@ export const ACTION = {
   adminAudit: 'elevate_admin_audit',
   adminDeliveries: 'elevate_admin_deliveries',
   adminAlerts: 'elevate_admin_alerts',
+  /** Admin alerts page: reconcile the targets and look for alerts now (value unused). */
+  adminAlertsScan: 'elevate_admin_alerts_scan',
   /** Admin: new role modal (value unused). */
   adminRoleCreate: 'elevate_admin_role_create',
   /** Admin: edit a role's settings (value: role name). */

@@ -3,8 +3,10 @@ import type { Clock } from '../../clock.ts';
 import type { Db } from '../../db/client.ts';
 import type { ActivationView } from '../../elevation/activation-repository.ts';
 import type { ActivationService } from '../../elevation/activation-service.ts';
+import type { AlertService } from '../../elevation/alert-service.ts';
 import type { Principal } from '../../elevation/principal-repository.ts';
 import type { Logger } from '../../log.ts';
+import { createAlertDelivery } from '../alert-delivery.ts';
 import {
   claimSharedMessage,
   completeSharedMessage,
@@ -37,14 +39,16 @@ export interface SlackDeliveryDeps {
   clock: Clock;
   log: Logger;
   activations: ActivationService;
+  alerts: Pick<AlertService, 'get'>;
   identity: SlackIdentity;
   publishHome: (userId: string, principal: Principal) => Promise<void>;
 }
 
 /**
  * The Slack side of the outbox: approver cards (DM per approver, or one post to the role's
- * approvals channel), in-place updates after a decision (`request_decided`), and requester and
- * admin messages; every posted message is remembered in chat_messages.
+ * approvals channel), in-place updates after a decision (`request_decided`), alert cards (DM per
+ * admin, or one post to the alerts channel), and requester and admin messages; every posted
+ * message is remembered in chat_messages.
  */
 export function createSlackDelivery(deps: SlackDeliveryDeps): ChatPlatform {
   const { client, db, activations, identity } = deps;
@@ -149,9 +153,27 @@ export function createSlackDelivery(deps: SlackDeliveryDeps): ChatPlatform {
     return 'sent' as const;
   }
 
+  const alert = createAlertDelivery(deps, {
+    platform: 'slack',
+    async toChannel(channel, message) {
+      const at = await post(channel, renderMessage(message));
+      return { channel: at.channel, messageId: at.ts };
+    },
+    async toPerson(recipient, message) {
+      const userId = await identity.slackUserOf(recipient);
+      if (!userId) return 'no_identity';
+      const at = await post(await dm(userId), renderMessage(message));
+      return { channel: at.channel, messageId: at.ts };
+    },
+    async update(copy, message) {
+      await client.chat.update({ channel: copy.channel, ts: copy.messageId, ...renderMessage(message) });
+    },
+  });
+
   return platformDelivery('slack', activations, {
     card: deliverCard,
     updateCards,
+    alert,
     message: deliverMessage,
     asDeliveryError,
   });

@@ -130,6 +130,7 @@ export function createSlackPlatform(
       clock: deps.clock,
       log,
       activations: deps.activations,
+      alerts: deps.alerts,
       identity,
       publishHome: ctx.publishHome,
     }),

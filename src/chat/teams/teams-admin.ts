@@ -15,6 +15,7 @@ import {
   eligibilityPage,
   roleForm,
   rolesPage,
+  scanText,
 } from '../admin-messages.ts';
 import { auditRefusal } from '../answers.ts';
 import type { Form } from '../messages.ts';
@@ -71,6 +72,10 @@ export async function adminSubmit(ctx: TeamsContext, person: Person, data: Dialo
         return page(deliveriesPage(await listFailedNotifications(ctx.db)));
       case 'adminAlerts':
         return page(alertsPage(await ctx.alerts.list()));
+      case 'adminAlertsScan': {
+        const outcome = await ctx.alerts.scan({ actor: person.actor });
+        return page(alertsPage(await ctx.alerts.list(), scanText(outcome)));
+      }
       case 'alertRemoveEligibility':
       case 'alertRevoke':
         await ctx.alerts[ALERT_OPS[action]]({ actor: person.actor, alertId: value });

@@ -116,6 +116,7 @@ export function createTeamsPlatform(deps: SurfaceDeps): ChatSurface | undefined 
       db: deps.db,
       clock: deps.clock,
       activations: deps.activations,
+      alerts: deps.alerts,
       identity,
       connector,
     }),
