@@ -1,5 +1,6 @@
 import type { ActivationView } from '../elevation/activation-repository.ts';
 import type { AlertView } from '../elevation/alert-repository.ts';
+import type { ScanOutcome } from '../elevation/alert-service.ts';
 import { formatDuration } from '../elevation/duration.ts';
 import type { Review } from '../elevation/review-service.ts';
 import type { Role } from '../elevation/role-repository.ts';
@@ -241,20 +242,33 @@ export function deliveriesPage(
 
 /**
  * The open security alerts, newest first (the alert service's `list()`), each with when it was
- * raised and its action where ALERT_ACTIONS names one (value: the alert id).
+ * raised and its action where ALERT_ACTIONS names one (value: the alert id); *Scan now* on top,
+ * with what the last scan did when `notice` says.
  */
-export function alertsPage(alerts: AlertView[]): Form {
-  if (alerts.length === 0) return page('Security alerts', [{ type: 'text', text: 'No open alerts.' }]);
-  return page(
-    'Security alerts',
-    alerts.slice(0, 40).map(
+export function alertsPage(alerts: AlertView[], notice?: string): Form {
+  const top: Block[] = [
+    ...(notice ? [{ type: 'text' as const, text: notice }] : []),
+    { type: 'actions', actions: [{ name: 'adminAlertsScan', label: 'Scan now', value: 'scan' }] },
+  ];
+  if (alerts.length === 0)
+    return page('Security alerts', [...top, { type: 'text', text: 'No open alerts.' }]);
+  return page('Security alerts', [
+    ...top,
+    ...alerts.slice(0, 40).map(
       (a): Block => ({
         type: 'text',
         text: `${alertLine(a)}\nraised ${when(a.raisedAt)}`,
         actions: alertActions(a),
       }),
     ),
-  );
+  ]);
+}
+
+/** What *Scan now* did, in one line for the alerts page. */
+export function scanText(outcome: ScanOutcome): string {
+  const { roles, found } = outcome.reconciled;
+  const problem = outcome.problem ? ` Not every target could be read: ${outcome.problem}.` : '';
+  return `Scanned: ${roles} role(s) compared with their target, ${found} new holder(s) found outside Elevate; ${outcome.raised} alert(s) raised, ${outcome.resolved} resolved.${problem}`;
 }
 
 /** A running campaign with its progress (the review service's `running()`). */

@@ -61,19 +61,51 @@ export async function findReviewNotices(
 }
 
 /**
- * Takes the right to post an activation's one shared (channel) message for `purpose`, for the
- * notification `claimant`. Several notifications (one per approver) ask for the same post, and
- * replicas deliver them at once: a transaction-scoped advisory lock per activation makes the look
- * and the claim one step, so exactly one of them posts. Returns the claimed row's id (its message
- * id stays '' until `completeSharedMessage`), or undefined when the message is posted, or being
- * posted under a claim of another notification made after `staleBefore`. A claimant gets its own
- * claim back (its retry after a crash), and anyone takes over a stale one.
+ * The messages about one alert on a platform: those sent to `recipientId` plus the shared
+ * (channel) ones, posted ones only (a shared one still being posted has message id '').
+ */
+export async function findAlertMessages(
+  db: Db,
+  filter: { platform: 'slack' | 'teams'; alertId: string; recipientId: string },
+): Promise<ChatMessage[]> {
+  return db
+    .select()
+    .from(chatMessages)
+    .where(
+      and(
+        eq(chatMessages.platform, filter.platform),
+        eq(chatMessages.alertId, filter.alertId),
+        or(eq(chatMessages.recipientId, filter.recipientId), isNull(chatMessages.recipientId)),
+        ne(chatMessages.messageId, ''),
+      ),
+    );
+}
+
+/** Adds `data` to a stored message's data (e.g. what its card shows now). */
+export async function noteChatMessage(db: Db, id: string, data: Record<string, unknown>): Promise<void> {
+  await db
+    .update(chatMessages)
+    .set({ data: sql`${chatMessages.data} || ${JSON.stringify(data)}::jsonb` })
+    .where(eq(chatMessages.id, id));
+}
+
+/** What a shared message is about: one activation (an approvals channel) or one alert. */
+type SharedSubject = { activationId: string; alertId?: never } | { alertId: string; activationId?: never };
+
+/**
+ * Takes the right to post the one shared (channel) message for `purpose` about an activation or
+ * an alert, for the notification `claimant`. Several notifications (one per approver or admin)
+ * ask for the same post, and replicas deliver them at once: a transaction-scoped advisory lock
+ * per subject makes the look and the claim one step, so exactly one of them posts. Returns the
+ * claimed row's id (its message id stays '' until `completeSharedMessage`), or undefined when the
+ * message is posted, or being posted under a claim of another notification made after
+ * `staleBefore`. A claimant gets its own claim back (its retry after a crash), and anyone takes
+ * over a stale one.
  */
 export async function claimSharedMessage(
   db: Db,
-  claim: {
+  claim: SharedSubject & {
     platform: 'slack' | 'teams';
-    activationId: string;
     purpose: string;
     channel: string;
     claimant: string;
@@ -81,9 +113,10 @@ export async function claimSharedMessage(
     staleBefore: Date;
   },
 ): Promise<string | undefined> {
+  const subject = claim.activationId ?? claim.alertId;
   return db.transaction(async (tx) => {
     await tx.execute(
-      sql`select pg_advisory_xact_lock(hashtext('chat_messages.shared'), hashtext(${claim.activationId}::text))`,
+      sql`select pg_advisory_xact_lock(hashtext('chat_messages.shared'), hashtext(${subject}::text))`,
     );
     const copies = await tx
       .select()
@@ -91,7 +124,9 @@ export async function claimSharedMessage(
       .where(
         and(
           eq(chatMessages.platform, claim.platform),
-          eq(chatMessages.activationId, claim.activationId),
+          claim.activationId !== undefined
+            ? eq(chatMessages.activationId, claim.activationId)
+            : eq(chatMessages.alertId, claim.alertId),
           eq(chatMessages.purpose, claim.purpose),
           isNull(chatMessages.recipientId),
         ),
@@ -104,7 +139,8 @@ export async function claimSharedMessage(
         .insert(chatMessages)
         .values({
           platform: claim.platform,
-          activationId: claim.activationId,
+          activationId: claim.activationId ?? null,
+          alertId: claim.alertId ?? null,
           recipientId: null,
           channel: claim.channel,
           messageId: '',
@@ -124,11 +160,11 @@ export async function claimSharedMessage(
   });
 }
 
-/** Records where a claimed shared message was posted. */
+/** Records where a claimed shared message was posted (and what a later update needs, in `data`). */
 export async function completeSharedMessage(
   db: Db,
   id: string,
-  posted: { channel: string; messageId: string },
+  posted: { channel: string; messageId: string; data?: Record<string, unknown> },
 ): Promise<void> {
   await db.update(chatMessages).set(posted).where(eq(chatMessages.id, id));
 }

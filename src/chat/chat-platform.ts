@@ -95,6 +95,8 @@ export interface PlatformSends {
   updateCards(recipient: Principal, view: ActivationView): Promise<unknown>;
   /** Shows the recipient's review notices that list this item again, with its outcome (`review_decided`). */
   updateReviewNotices(recipient: Principal, itemId: string): Promise<unknown>;
+  /** A security alert raised or resolved (alert-delivery.ts: the admin channel, or each admin). */
+  alert(n: Notification, recipient: Principal): Promise<'sent' | 'no_identity'>;
   /** Any other notice, as a message. */
   message(
     n: Notification,
@@ -115,6 +117,7 @@ export function platformDelivery(
     name,
     async deliver(n, recipient) {
       try {
+        if (n.kind === 'alert_raised' || n.kind === 'alert_resolved') return await sends.alert(n, recipient);
         const view = n.activationId ? await activations.get(n.activationId) : undefined;
         if ((n.kind === 'approval_requested' || n.kind === 'approval_reminder') && view) {
           return await sends.card(n, recipient, view);

@@ -42,6 +42,7 @@ export type ActionName =
   | 'adminAssignmentCreate'
   | 'adminRevoke'
   | 'adminAlerts'
+  | 'adminAlertsScan'
   | 'alertRemoveEligibility'
   | 'alertRevoke'
   | 'reviewKeep'
@@ -652,6 +653,20 @@ export function alertNotice(data: Record<string, unknown>): Message {
   return withActions(
     `Admin alert: ${alertLine({ kind, role: String(data.role), subject, details })}`,
     alertActions({ id: String(data.alertId ?? ''), kind }),
+  );
+}
+
+/**
+ * An alert's card as it is now, wherever it is posted (the admin channel, an admin's DM): open,
+ * with its action; resolved, with who resolved it, when and how, and no button left.
+ */
+export function alertCard(alert: AlertView): Message {
+  if (!alert.resolvedAt) return withActions(`Admin alert: ${alertLine(alert)}`, alertActions(alert));
+  const by = !alert.resolvedBy || alert.resolvedBy === 'system' ? 'by itself' : `by ${alert.resolvedBy}`;
+  const how = alert.resolution ? `: ${alert.resolution}` : '';
+  return withActions(
+    `Resolved alert: ${alertLine(alert)}\nResolved ${by} at ${when(alert.resolvedAt)}${how}.`,
+    [],
   );
 }
 

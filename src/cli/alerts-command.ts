@@ -1,5 +1,6 @@
 import {
   type Command,
+  CommandFailure,
   commandLineActor,
   parseCommandArgs,
   print,
@@ -60,6 +61,33 @@ Options:
     if (!parsed) return 0;
     const outcome = await withDatabase(env, ({ services }) => services.alerts.evaluate());
     print(`${outcome.raised} alert(s) raised, ${outcome.resolved} resolved`);
+    return 0;
+  },
+};
+
+/** `elevate alerts scan`: reconciliation and an evaluation pass now, as an admin (audited). */
+export const alertsScanCommand: Command = {
+  name: 'alerts scan',
+  summary: 'compare the targets with Elevate and look for alerts now',
+  help: `Usage: elevate alerts scan
+
+Reads now who holds each role in its target (roles whose provider can list them), as the loop does
+every 5 minutes, then looks at every alert condition, as it does every minute. Holders found
+outside Elevate raise "Role assigned outside Elevate" alerts; the admins are told as usual. The
+scan is audited (alerts.scan_requested) in your name.
+
+Options:
+  -h, --help   show this help`,
+  async run(args, env) {
+    const parsed = parseCommandArgs(this, args, {});
+    if (!parsed) return 0;
+    const actor = commandLineActor(env);
+    const outcome = await withDatabase(env, ({ services }) => services.alerts.scan({ actor }));
+    print(
+      `${outcome.reconciled.roles} role(s) compared with their target, ${outcome.reconciled.found} new holder(s) found outside Elevate; ${outcome.raised} alert(s) raised, ${outcome.resolved} resolved`,
+    );
+    if (outcome.problem)
+      throw new CommandFailure([`elevate: not every target could be read: ${outcome.problem}`]);
     return 0;
   },
 };

@@ -8,6 +8,7 @@ import {
   alertsListCommand,
   alertsRemoveEligibilityCommand,
   alertsRevokeCommand,
+  alertsScanCommand,
 } from './alerts-command.ts';
 import { auditExportCommand, auditVerifyCommand } from './audit-command.ts';
 import { type Command, CommandFailure, print, UsageError } from './command.ts';
@@ -28,6 +29,7 @@ const COMMANDS: Command[] = [
   revokeCommand,
   alertsListCommand,
   alertsEvaluateCommand,
+  alertsScanCommand,
   alertsRemoveEligibilityCommand,
   alertsRevokeCommand,
   reviewsStartCommand,

@@ -1,6 +1,7 @@
 /** Every table, for drizzle's typed queries and for drizzle-kit. */
 export * from '../audit/audit.sql.ts';
 export * from '../chat/chat-message.sql.ts';
+export * from '../chat/teams/teams-conversation.sql.ts';
 export * from '../elevation/activation.sql.ts';
 export * from '../elevation/alert.sql.ts';
 export * from '../elevation/notification.sql.ts';

@@ -21,6 +21,8 @@ export interface AlertView {
   raisedAt: Date;
   resolvedAt: Date | null;
   resolvedBy: string | null;
+  /** How it was resolved (`eligibility removed`, `the condition went away`…), once it is. */
+  resolution: string | null;
 }
 
 /** A condition one pass saw: the alert it stands for, before it is stored. */
@@ -76,6 +78,7 @@ export function selectAlerts(db: Db) {
       raisedAt: alerts.raisedAt,
       resolvedAt: alerts.resolvedAt,
       resolvedBy: alerts.resolvedBy,
+      resolution: alerts.resolution,
     })
     .from(alerts)
     .innerJoin(roles, eq(roles.id, alerts.roleId))

@@ -29,6 +29,14 @@ export interface EvaluateOutcome {
   resolved: number;
 }
 
+/** What an admin's *Scan now* did: reconciliation, then an evaluation pass. */
+export interface ScanOutcome extends EvaluateOutcome {
+  /** Roles whose target was read, and holders found there with no activation for the first time. */
+  reconciled: { roles: number; found: number };
+  /** Why some targets could not be read, if any could not. */
+  problem?: string;
+}
+
 /** The action each alert kind offers, besides going away by itself. */
 export const ALERT_ACTIONS: Partial<Record<AlertKind, 'removeEligibility' | 'revoke'>> = {
   stale_eligibility: 'removeEligibility',
@@ -38,7 +46,7 @@ export const ALERT_ACTIONS: Partial<Record<AlertKind, 'removeEligibility' | 'rev
 /** Whether an alert kind is switched on. */
 const isOn = (settings: AlertSettings, kind: AlertKind) => settings[SETTING_OF[kind]].enabled;
 
-const SETTING_OF: Record<AlertKind, keyof AlertSettings> = {
+const SETTING_OF: Record<AlertKind, Exclude<keyof AlertSettings, 'channel'>> = {
   frequent_activation: 'frequentActivation',
   sensitive_role_unprotected: 'sensitiveRoleUnprotected',
   stale_eligibility: 'staleEligibility',
@@ -86,7 +94,11 @@ export async function raiseAlerts(tx: Tx, conditions: AlertCondition[], now: Dat
   return raised;
 }
 
-/** Closes open alerts by id, audited, in the caller's transaction; returns those it closed. */
+/**
+ * Closes open alerts by id, audited, in the caller's transaction; returns those it closed. The
+ * admins' chat copies of each are updated to show who resolved it and how (outbox kind
+ * `alert_resolved`), so no stale button is left on them.
+ */
 async function resolveAlerts(
   tx: Tx,
   open: AlertView[],
@@ -97,7 +109,7 @@ async function resolveAlerts(
   if (open.length === 0) return [];
   const closed = await tx
     .update(alerts)
-    .set({ resolvedAt: now, resolvedBy: actor.label })
+    .set({ resolvedAt: now, resolvedBy: actor.label, resolution: outcome })
     .where(
       and(
         inArray(
@@ -109,15 +121,18 @@ async function resolveAlerts(
     )
     .returning();
   const roleOf = new Map(open.map((a) => [a.id, a.role]));
+  const admins = closed.length > 0 ? await listAdmins(tx) : [];
   for (const row of closed) {
     const role = roleOf.get(row.id) ?? '';
+    const data = { alertId: row.id, kind: row.kind, role, subject: row.subject, outcome };
     await recordChange(tx, {
       actor,
       action: 'alert.resolved',
       subjectType: 'role',
       subjectId: role,
       at: now,
-      data: { alertId: row.id, kind: row.kind, role, subject: row.subject, outcome },
+      data,
+      notify: admins.map((a) => ({ recipientId: a.id, kind: 'alert_resolved', data })),
     });
   }
   return closed.map((row) => ({ ...row, role: roleOf.get(row.id) ?? '' }));
@@ -162,8 +177,8 @@ export function createAlertService(deps: {
   db: Db;
   providers: ProviderRegistry;
   clock: Clock;
-  /** Reconciliation, whose revoke takes back a grant held outside Elevate. */
-  reconcile: Pick<ReconcileService, 'revokeUnmanaged'>;
+  /** Reconciliation: its revoke takes back a grant held outside Elevate; a scan runs it now. */
+  reconcile: Pick<ReconcileService, 'revokeUnmanaged' | 'reconcileAll'>;
 }) {
   const { db, clock } = deps;
 
@@ -203,23 +218,52 @@ export function createAlertService(deps: {
     throw forbidden('Only an Elevate admin can act on alerts.');
   }
 
+  /**
+   * One pass over every alert condition: new ones raised (audited, admins told), open alerts
+   * whose condition is gone resolved. Passes on several replicas run one after another (the
+   * alerts lock); the open-alert index keeps each alert single in any case.
+   */
+  async function evaluate(): Promise<EvaluateOutcome> {
+    return db.transaction(async (tx) => {
+      await lockAlerts(tx);
+      const now = clock();
+      const seen = await currentConditions(tx, await loadAlertSettings(tx), now);
+      const raised = await raiseAlerts(tx, seen, now);
+      const holding = new Set(seen.map(key));
+      const gone = (await openAlerts(tx)).filter((a) => !holding.has(key(a)));
+      const resolved = await resolveAlerts(tx, gone, now, SYSTEM, 'the condition went away');
+      return { raised: raised.length, resolved: resolved.length };
+    });
+  }
+
   return {
+    evaluate,
+
     /**
-     * One pass over every alert condition: new ones raised (audited, admins told), open alerts
-     * whose condition is gone resolved. Passes on several replicas run one after another (the
-     * alerts lock); the open-alert index keeps each alert single in any case.
+     * *Scan now* (admins only; PIM's alert refresh): reconciliation reads every listable target at
+     * once, even within the 5-minute schedule's lease, then an evaluation pass runs. The request
+     * is audited (`alerts.scan_requested`); what it finds is raised and told as on the schedule.
+     * A target that cannot be read is reported in `problem`, the others still count.
      */
-    async evaluate(): Promise<EvaluateOutcome> {
-      return db.transaction(async (tx) => {
-        await lockAlerts(tx);
-        const now = clock();
-        const seen = await currentConditions(tx, await loadAlertSettings(tx), now);
-        const raised = await raiseAlerts(tx, seen, now);
-        const holding = new Set(seen.map(key));
-        const gone = (await openAlerts(tx)).filter((a) => !holding.has(key(a)));
-        const resolved = await resolveAlerts(tx, gone, now, SYSTEM, 'the condition went away');
-        return { raised: raised.length, resolved: resolved.length };
+    async scan(input: { actor: Actor }): Promise<ScanOutcome> {
+      if (!input.actor.isAdmin) throw forbidden('Only an Elevate admin can scan for alerts.');
+      await db.transaction(async (tx) => {
+        await recordChange(tx, {
+          actor: input.actor,
+          action: 'alerts.scan_requested',
+          subjectType: 'policy',
+          subjectId: 'alerts',
+          at: clock(),
+        });
       });
+      let reconciled = { roles: 0, found: 0 };
+      let problem: string | undefined;
+      try {
+        reconciled = await deps.reconcile.reconcileAll({ ignoreLeases: true });
+      } catch (error) {
+        problem = error instanceof Error ? error.message : String(error);
+      }
+      return { reconciled, ...(problem ? { problem } : {}), ...(await evaluate()) };
     },
 
     /** Open alerts, newest first; with `all`, resolved ones too (the latest 200). */
@@ -307,10 +351,15 @@ export async function saveAlertSettings(ctx: AdminContext, input: AlertSettings)
   for (const name of Object.keys(wanted) as (keyof AlertSettings)[]) {
     const before = was[name] as Record<string, unknown>;
     const after = wanted[name] as Record<string, unknown>;
-    for (const field of Object.keys(after)) {
+    // Both sides' keys: an optional one (a channel) may be on one side only.
+    for (const field of new Set([...Object.keys(before), ...Object.keys(after)])) {
       if (canonicalJson(before[field]) === canonicalJson(after[field])) continue;
       const show = (v: unknown) =>
-        ALERT_DURATIONS.has(field) && typeof v === 'number' ? formatDuration(v) : String(v);
+        v === undefined
+          ? '(none)'
+          : ALERT_DURATIONS.has(field) && typeof v === 'number'
+            ? formatDuration(v)
+            : String(v);
       lines.push(`~ alerts: ${name}.${field} ${show(before[field])} → ${show(after[field])}`);
     }
   }

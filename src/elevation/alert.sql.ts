@@ -47,6 +47,8 @@ export const alerts = pgTable(
     resolvedAt: ts(),
     /** `system` when the condition went away, else the admin who acted (an email or `cli:<user>`). */
     resolvedBy: text(),
+    /** How it was resolved, for people to read: `eligibility removed`, `the condition went away`… */
+    resolution: text(),
   },
   (t) => [
     uniqueIndex('alerts_one_open').on(t.kind, t.roleId, t.subject).where(sql`resolved_at is null`),

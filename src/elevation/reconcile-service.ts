@@ -44,9 +44,11 @@ export function createReconcileService(deps: { db: Db; providers: ProviderRegist
 
   /**
    * Takes the role's lease if it is free: one conditional upsert, so of any number of replicas
-   * exactly one gets it, and no lock is held across the provider calls that follow.
+   * exactly one gets it, and no lock is held across the provider calls that follow. `anyway`
+   * takes it even when held (an admin's scan: a run overlapping another only repeats its work,
+   * as findings and alerts are unique and revokes idempotent).
    */
-  async function claim(roleId: string, now: Date): Promise<boolean> {
+  async function claim(roleId: string, now: Date, anyway: boolean): Promise<boolean> {
     const heldUntil = new Date(now.getTime() + RECONCILE_LEASE_MS);
     const won = await db
       .insert(reconcileLeases)
@@ -54,7 +56,7 @@ export function createReconcileService(deps: { db: Db; providers: ProviderRegist
       .onConflictDoUpdate({
         target: reconcileLeases.roleId,
         set: { heldUntil },
-        setWhere: lte(reconcileLeases.heldUntil, now),
+        setWhere: anyway ? undefined : lte(reconcileLeases.heldUntil, now),
       })
       .returning();
     return won.length > 0;
@@ -227,10 +229,10 @@ export function createReconcileService(deps: { db: Db; providers: ProviderRegist
   }
 
   /** Reconciles one role, unless its provider cannot list or another replica holds its lease. */
-  async function reconcileRole(role: Role, outcome: ReconcileOutcome): Promise<void> {
+  async function reconcileRole(role: Role, outcome: ReconcileOutcome, anyway: boolean): Promise<void> {
     const provider = providers.get(role.providerType);
     if (!provider?.members || !provider.accountOf) return;
-    if (!(await claim(role.id, clock()))) return;
+    if (!(await claim(role.id, clock(), anyway))) return;
     outcome.roles++;
     const listing = { members: provider.members, accountOf: provider.accountOf };
     const unmanaged = await unmanagedHolders(role, listing);
@@ -248,14 +250,15 @@ export function createReconcileService(deps: { db: Db; providers: ProviderRegist
   return {
     /**
      * One run over every live role. A role whose target cannot be read is skipped (the others go
-     * on) and its error is thrown at the end, for the loop's log.
+     * on) and its error is thrown at the end, for the loop's log. `ignoreLeases` runs roles whose
+     * lease a recent run still holds (an admin asked for it now).
      */
-    async reconcileAll(): Promise<ReconcileOutcome> {
+    async reconcileAll(options: { ignoreLeases?: boolean } = {}): Promise<ReconcileOutcome> {
       const outcome: ReconcileOutcome = { roles: 0, found: 0, revoked: 0 };
       const live = await db.select().from(roles).where(isNull(roles.archivedAt));
       const problems: string[] = [];
       for (const role of live) {
-        await reconcileRole(role, outcome).catch((error: unknown) => {
+        await reconcileRole(role, outcome, options.ignoreLeases === true).catch((error: unknown) => {
           problems.push(`role ${role.name}: ${error instanceof Error ? error.message : String(error)}`);
         });
       }

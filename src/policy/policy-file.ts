@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { canonicalJson } from '../audit/audit-log.ts';
 import { type AccountsInput, type AssignmentInput, ROLE_NAME } from '../elevation/admin-service.ts';
 import {
+  ALERT_CHANNEL_KEYS,
   ALERT_DURATIONS,
   type AlertSettings,
   alertSettingsSchema,
@@ -69,10 +70,13 @@ const ZERO_ALLOWED = 'minActiveBeforeDeactivation';
 
 const TOP_KEYS = ['admins', 'principals', 'roles', 'eligibility', 'activeAssignments', 'alerts', 'reviews'];
 const REVIEW_KEYS = ['roles', 'reviewers', 'duration', 'recur', 'unreviewed'];
-/** The alerts of the `alerts:` section and, for each, its keys. */
-const ALERT_KEYS: Record<string, string[]> = Object.fromEntries(
-  Object.entries(defaultAlertSettings()).map(([name, keys]) => [name, Object.keys(keys)]),
-);
+/** The alerts of the `alerts:` section and, for each, its keys; `channel` has only optional ones. */
+const ALERT_KEYS: Record<string, string[]> = {
+  ...Object.fromEntries(
+    Object.entries(defaultAlertSettings()).map(([name, keys]) => [name, Object.keys(keys)]),
+  ),
+  channel: [...ALERT_CHANNEL_KEYS],
+};
 const ROLE_KEYS = ['name', 'description', 'scope', 'provider', 'settings'];
 const ASSIGNMENT_KEYS = ['principal', 'role', 'start', 'end', 'justification'];
 const PRINCIPAL_KEYS = ['email', 'accounts'];

@@ -57,7 +57,7 @@ beforeAll(async () => {
   }
   const migrated = await elevate(['migrate']);
   expect(migrated.code).toBe(0);
-}, 120_000);
+}, 300_000);
 
 afterAll(async () => {
   await database?.close();
@@ -101,10 +101,49 @@ test('alerts are raised, listed, de-duplicated and resolved from the command lin
     2,
     'elevate alerts revoke: missing the alert id (see elevate alerts revoke --help)\n',
   ]);
-}, 120_000);
+}, 300_000);
 
 test('a bad threshold in the policy file is one line naming it, and nothing is applied', async () => {
   const run = await applyPolicy(false, 'alerts:\n  staleEligibility: { after: soon }\n');
   expect(run.code).toBe(1);
   expect(run.stderr).toContain('alerts.staleEligibility.after: "soon" is not a duration');
-}, 60_000);
+}, 180_000);
+
+test('the alerts channel is set, shown in the diff, exported and taken away by the policy file; a bad one is refused', async () => {
+  const channel = "alerts:\n  channel: { slack: C0123ABCD, teams: '19:abc@thread.tacv2' }\n";
+  const applied = await applyPolicy(false, channel);
+  expect(applied.stderr).toBe('');
+  expect(applied.stdout).toContain('~ alerts: channel.slack (none) → C0123ABCD');
+  expect(applied.stdout).toContain('~ alerts: channel.teams (none) → 19:abc@thread.tacv2');
+  expect((await applyPolicy(false, channel)).stdout).not.toContain('channel.');
+  const exported = await elevate(['export']);
+  expect(exported.stdout).toMatch(
+    /alerts:\n {2}channel:\n {4}slack: C0123ABCD\n {4}teams: 19:abc@thread\.tacv2\n/,
+  );
+
+  const bad = await applyPolicy(false, 'alerts:\n  channel: { slack: "#security" }\n');
+  expect(bad.code).toBe(1);
+  expect(bad.stderr).toContain('alerts.channel.slack: "#security" is not a Slack channel id');
+  expect((await elevate(['export'])).stdout).toContain('slack: C0123ABCD');
+
+  const removed = await applyPolicy(false, 'alerts:\n  channel: { teams: "19:abc@thread.tacv2" }\n');
+  expect(removed.stdout).toContain('~ alerts: channel.slack C0123ABCD → (none)');
+}, 300_000);
+
+test('alerts scan compares the targets and looks for alerts now, audited in the operator’s name', async () => {
+  const scanned = await elevate(['alerts', 'scan']);
+  expect(scanned.stderr).toBe('');
+  // No role has a listable target; payroll needs neither approval nor MFA (applied above).
+  expect(scanned.stdout).toMatch(
+    /^0 role\(s\) compared with their target, 0 new holder\(s\) found outside Elevate; [01] alert\(s\) raised, 0 resolved\n$/,
+  );
+  expect((await elevate(['alerts', 'list'])).stdout).toContain('payroll is sensitive but activates');
+  const audit = await elevate(['audit', 'export', '--format', 'jsonl']);
+  const events = audit.stdout
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { action: string; actor: string });
+  expect(events.filter((e) => e.action === 'alerts.scan_requested').map((e) => e.actor)).toEqual([
+    expect.stringMatching(/^cli:/),
+  ]);
+}, 300_000);

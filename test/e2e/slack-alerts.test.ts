@@ -119,6 +119,8 @@ test('a stale eligibility: notice and alerts page with Remove eligibility; a for
   expect(text(notice)).toMatch(/Eligibility not used/);
   expect(text(notice)).toContain(email(MEMBER));
   const alertId = buttonsOf(notice).find((b) => b.actionId === ACTION.alertRemoveEligibility)?.value ?? '';
+  // The workspace updates its messages in place; keep the notice as it was first shown.
+  const asSent = structuredClone(notice);
   expect(alertId).toMatch(/^[0-9a-f-]{36}$/);
 
   const alerts = await adminPage(ACTION.adminAlerts, /Eligibility not used/);
@@ -143,11 +145,22 @@ test('a stale eligibility: notice and alerts page with Remove eligibility; a for
   expect(outcome.replaceOriginal).toBe(true);
   expect(text(outcome)).toContain(email(ADMIN));
   expect(hasButton(await board(MEMBER), ACTION.activate, ROLE)).toBe(false);
+  // The DM itself is updated too (the outbox's alert_resolved), as every admin's copy would be.
+  const updated = await elevate.slack.waitFor(
+    'the DM notice updated to resolved',
+    () => {
+      const now = elevate.slack.channel(notice.channel).find((m) => m.ts === notice.ts);
+      return now && now.updates > 0 && now;
+    },
+    JOB_WAIT,
+  );
+  expect(text(updated)).toMatch(new RegExp(`Resolved by ${email(ADMIN)} at .*: eligibility removed`));
+  expect(buttonsOf(updated)).toEqual([]);
 
-  // The page has nothing open; a second click (another admin's copy) hears who resolved it.
+  // The page has nothing open; a second click (a copy shown before the update) hears who resolved it.
   await adminPage(ACTION.adminAlerts, /No open alerts/);
   const again = seen(ADMIN);
-  await elevate.click(ADMIN, notice, ACTION.alertRemoveEligibility, alertId);
+  await elevate.click(ADMIN, asSent, ACTION.alertRemoveEligibility, alertId);
   await waitForMessage(ADMIN, 'the conflict', (m) => /already resolved by/i.test(text(m)), again);
 
   const audit = viewText(await adminPage(ACTION.adminAudit, /alert\.resolved/));

@@ -115,6 +115,13 @@ test('a stale eligibility: notice and alerts page with Remove eligibility; a for
   expect(textOf(done)).toMatch(new RegExp(`Resolved by ${email('ana')}`));
   expect(buttons(done).map((b) => b.title)).not.toContain('Remove eligibility');
   expect(await offersRole('member')).toBe(false);
+  // The notice in the admin's chat is updated through the connector too (outbox alert_resolved).
+  const updated = await eventually(
+    () => chat('ana').find((m) => m.updates > 0 && /Resolved by ana@example.com/.test(textOf(cardOf(m)))),
+    JOB_WAIT,
+  );
+  expect(textOf(cardOf(updated))).toMatch(/eligibility removed/);
+  expect(buttons(cardOf(updated))).toEqual([]);
 
   // Nothing open any more; a second click hears who resolved it.
   expect(textOf(await adminPage('Alerts'))).toMatch(/No open alerts/);

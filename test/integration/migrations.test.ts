@@ -29,6 +29,7 @@ test('migrations create every table from empty', async () => {
     'reconcile_leases',
     'roles',
     'step_ups',
+    'teams_conversations',
   ]);
 });
 

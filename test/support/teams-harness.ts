@@ -39,13 +39,19 @@ export interface TeamsElevate {
   /** An activity from `user` in their 1:1 chat with the bot, correctly signed. */
   send(user: TeamsUser, activity: Record<string, unknown>): Promise<TeamsAnswer>;
   install(user: TeamsUser): Promise<TeamsAnswer>;
-  /** The bot added to a team whose roster is `members`; answers with the channel's conversation id. */
-  installInTeam(members: string[]): Promise<TeamsAnswer & { conversationId: string }>;
+  /**
+   * The bot added to a team whose roster is `members` (its General channel: `conversationId`, or
+   * a new one); answers with the channel's conversation id.
+   */
+  installInTeam(
+    members: string[],
+    conversationId?: string,
+  ): Promise<TeamsAnswer & { conversationId: string }>;
   /** A message from `user` in a channel (an `@Elevate` mention first, as Teams sends it). */
   sayInChannel(user: TeamsUser, conversationId: string, text: string): Promise<TeamsAnswer>;
   say(user: TeamsUser, text: string): Promise<TeamsAnswer>;
-  /** A click on an `Action.Execute` (`adaptiveCard/action` invoke). */
-  execute(user: TeamsUser, action: CardJson): Promise<TeamsAnswer>;
+  /** A click on an `Action.Execute` (`adaptiveCard/action` invoke), in the 1:1 chat or in a channel. */
+  execute(user: TeamsUser, action: CardJson, channelId?: string): Promise<TeamsAnswer>;
   /** A click on a dialog opener (`task/fetch` invoke with the button's data). */
   fetchTask(user: TeamsUser, data: Record<string, unknown>): Promise<TeamsAnswer>;
   /** A dialog submitted (`task/submit` with these values). */
@@ -161,8 +167,8 @@ export async function startTeamsElevate(options: {
       install(user) {
         return server.send(user, { type: 'installationUpdate', action: 'add' });
       },
-      async installInTeam(members) {
-        const conversationId = `19:team-${randomBytes(4).toString('hex')}@thread.tacv2`;
+      async installInTeam(members, given) {
+        const conversationId = given ?? `19:team-${randomBytes(4).toString('hex')}@thread.tacv2`;
         teams.rosters.set(conversationId, members);
         const first = teams.users.get(members[0] ?? '');
         if (!first) throw new Error('a team needs members');
@@ -192,14 +198,20 @@ export async function startTeamsElevate(options: {
       say(user, text) {
         return server.send(user, { type: 'message', text });
       },
-      execute(user, action) {
-        return server.send(user, {
+      execute(user, action, channelId) {
+        const invoke = {
           type: 'invoke',
           name: 'adaptiveCard/action',
           value: {
             action: { type: 'Action.Execute', verb: action.verb, data: action.data ?? {} },
             trigger: 'manual',
           },
+        };
+        if (!channelId) return server.send(user, invoke);
+        return signed({
+          ...envelope(user, { id: channelId, conversationType: 'channel', isGroup: true }),
+          ...invoke,
+          channelData: { tenant: { id: teams.tenantId }, team: { id: channelId } },
         });
       },
       fetchTask(user, data) {

@@ -26,11 +26,12 @@ import {
   reviewsPage,
   roleForm,
   rolesPage,
+  scanText,
 } from '../admin-messages.ts';
 import { auditRefusal, explain, UnknownPerson } from '../answers.ts';
-import { alertLine, type Form } from '../messages.ts';
+import { alertCard, type Form, type Message } from '../messages.ts';
 import { ACTION, BLOCK, VIEW } from './ids.ts';
-import { formValues, renderModal } from './render.ts';
+import { formValues, renderMessage, renderModal } from './render.ts';
 import { submitForm } from './requester-listeners.ts';
 import { type Person, personOf, type SlackContext } from './slack-context.ts';
 
@@ -102,9 +103,14 @@ export function registerAdminListeners(app: App, ctx: SlackContext): void {
   adminButton(ACTION.adminDeliveries, async () => deliveriesPage(await listFailedNotifications(ctx.db)));
   adminButton(ACTION.adminAlerts, async () => alertsPage(await ctx.alerts.list()));
   adminButton(ACTION.adminReviews, async () => reviewsPage(await ctx.reviews.running()));
+  adminButton(ACTION.adminAlertsScan, async (person) => {
+    const outcome = await ctx.alerts.scan({ actor: person.actor });
+    return alertsPage(await ctx.alerts.list(), scanText(outcome));
+  });
 
-  // An alert's action, on the admins' notice or on the alerts page. No admin pre-check here: the
-  // core refuses a non-admin and audits it (alert.action_refused), so the refusal is audited once.
+  // An alert's action, on the admins' notice (a DM, or the one card in the alerts channel) or on
+  // the alerts page. No admin pre-check here: the core refuses a non-admin and audits it
+  // (alert.action_refused), so the refusal is audited once.
   for (const [actionId, op] of [
     [ACTION.alertRemoveEligibility, 'removeEligibility'],
     [ACTION.alertRevoke, 'revoke'],
@@ -114,28 +120,28 @@ export function registerAdminListeners(app: App, ctx: SlackContext): void {
       const { body, action } = args;
       const alertId = action.value ?? '';
       let text: string;
-      let done = false;
+      let card: Message | undefined;
       try {
         const person = await personOf(ctx, body.user.id, body.user.team_id ?? body.team?.id ?? '');
-        const alert = await ctx.alerts[op]({ actor: person.actor, alertId });
-        text = `${alertLine(alert)}\nResolved by ${alert.resolvedBy ?? person.principal.email}.`;
-        done = true;
+        card = alertCard(await ctx.alerts[op]({ actor: person.actor, alertId }));
+        text = card.text;
       } catch (error) {
         text = explain(ctx, error);
       }
       if (body.view?.id) {
         // On the alerts page: the page shows what is still open; the outcome comes as a DM.
-        if (done)
+        if (card)
           await args.client.views.update({
             view_id: body.view.id,
             view: renderModal(alertsPage(await ctx.alerts.list())),
           });
         await args.client.chat.postMessage({ channel: body.user.id, text });
       } else if (body.response_url) {
-        // On the notice: a success replaces it (no button left to click); a failure is for the clicker.
+        // On the notice: a success replaces it (no button left to click; in the alerts channel,
+        // for everyone); a failure is for the clicker alone.
         await args.respond(
-          done
-            ? { replace_original: true, text }
+          card
+            ? { replace_original: true, ...renderMessage(card) }
             : { response_type: 'ephemeral', replace_original: false, text },
         );
       } else {

@@ -39,6 +39,8 @@ export const ACTION = {
   adminReviews: 'elevate_admin_reviews',
   /** Admin: start an access review, in a modal (value unused). */
   adminReviewStart: 'elevate_admin_review_start',
+  /** Admin alerts page: reconcile the targets and look for alerts now (value unused). */
+  adminAlertsScan: 'elevate_admin_alerts_scan',
   /** Admin: new role modal (value unused). */
   adminRoleCreate: 'elevate_admin_role_create',
   /** Admin: edit a role's settings (value: role name). */

@@ -3,9 +3,11 @@ import type { Clock } from '../../clock.ts';
 import type { Db } from '../../db/client.ts';
 import type { ActivationView } from '../../elevation/activation-repository.ts';
 import type { ActivationService } from '../../elevation/activation-service.ts';
+import type { AlertService } from '../../elevation/alert-service.ts';
 import type { Principal } from '../../elevation/principal-repository.ts';
 import type { ReviewService } from '../../elevation/review-service.ts';
 import type { Logger } from '../../log.ts';
+import { createAlertDelivery } from '../alert-delivery.ts';
 import {
   claimSharedMessage,
   completeSharedMessage,
@@ -41,6 +43,7 @@ export interface SlackDeliveryDeps {
   log: Logger;
   activations: ActivationService;
   reviews: ReviewService;
+  alerts: Pick<AlertService, 'get'>;
   identity: SlackIdentity;
   publishHome: (userId: string, principal: Principal) => Promise<void>;
 }
@@ -48,8 +51,8 @@ export interface SlackDeliveryDeps {
 /**
  * The Slack side of the outbox: approver cards (DM per approver, or one post to the role's
  * approvals channel), in-place updates after a decision (`request_decided`, and `review_decided`
- * for review notices), and requester and admin messages; every posted message is remembered in
- * chat_messages.
+ * for review notices), alert cards (DM per admin, or one post to the alerts channel), and
+ * requester and admin messages; every posted message is remembered in chat_messages.
  */
 export function createSlackDelivery(deps: SlackDeliveryDeps): ChatPlatform {
   const { client, db, activations, identity } = deps;
@@ -166,10 +169,28 @@ export function createSlackDelivery(deps: SlackDeliveryDeps): ChatPlatform {
     return 'sent' as const;
   }
 
+  const alert = createAlertDelivery(deps, {
+    platform: 'slack',
+    async toChannel(channel, message) {
+      const at = await post(channel, renderMessage(message));
+      return { channel: at.channel, messageId: at.ts };
+    },
+    async toPerson(recipient, message) {
+      const userId = await identity.slackUserOf(recipient);
+      if (!userId) return 'no_identity';
+      const at = await post(await dm(userId), renderMessage(message));
+      return { channel: at.channel, messageId: at.ts };
+    },
+    async update(copy, message) {
+      await client.chat.update({ channel: copy.channel, ts: copy.messageId, ...renderMessage(message) });
+    },
+  });
+
   return platformDelivery('slack', activations, {
     card: deliverCard,
     updateCards,
     updateReviewNotices,
+    alert,
     message: deliverMessage,
     asDeliveryError,
   });

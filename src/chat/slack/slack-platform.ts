@@ -131,6 +131,7 @@ export function createSlackPlatform(
       log,
       activations: deps.activations,
       reviews: deps.reviews,
+      alerts: deps.alerts,
       identity,
       publishHome: ctx.publishHome,
     }),

@@ -18,6 +18,7 @@ import {
   reviewsPage,
   roleForm,
   rolesPage,
+  scanText,
 } from '../admin-messages.ts';
 import { auditRefusal } from '../answers.ts';
 import type { Form } from '../messages.ts';
@@ -78,6 +79,10 @@ export async function adminSubmit(ctx: TeamsContext, person: Person, data: Dialo
         return page(reviewsPage(await ctx.reviews.running()));
       case 'adminReviewStart':
         return formDialog(reviewStartForm(await listRoles(ctx.db)));
+      case 'adminAlertsScan': {
+        const outcome = await ctx.alerts.scan({ actor: person.actor });
+        return page(alertsPage(await ctx.alerts.list(), scanText(outcome)));
+      }
       case 'alertRemoveEligibility':
       case 'alertRevoke':
         await ctx.alerts[ALERT_OPS[action]]({ actor: person.actor, alertId: value });

@@ -2,8 +2,10 @@ import type { Clock } from '../../clock.ts';
 import type { Db } from '../../db/client.ts';
 import type { ActivationView } from '../../elevation/activation-repository.ts';
 import type { ActivationService } from '../../elevation/activation-service.ts';
+import type { AlertService } from '../../elevation/alert-service.ts';
 import type { Principal } from '../../elevation/principal-repository.ts';
 import type { ReviewService } from '../../elevation/review-service.ts';
+import { createAlertDelivery } from '../alert-delivery.ts';
 import { findChatMessages, findReviewNotices, saveChatMessage } from '../chat-message-repository.ts';
 import {
   approvalCardOf,
@@ -16,6 +18,7 @@ import {
 import { type CommandStyle, notificationMessage } from '../messages.ts';
 import { type Connector, ConnectorError } from './connector.ts';
 import { cardActivity, renderMessage } from './render.ts';
+import { conversationServiceUrl } from './teams-conversation-repository.ts';
 import type { TeamsIdentity } from './teams-identity.ts';
 
 const APPROVAL_CARD = 'approval_card';
@@ -44,14 +47,16 @@ export async function approverCard(
 /**
  * The Teams side of the outbox: approver cards in each approver's 1:1 chat (created when they
  * have none yet), cards updated in place after a decision (`request_decided`, and `review_decided`
- * for review notices), and requester and admin messages. Posted activities are remembered in
- * chat_messages for later updates.
+ * for review notices), alert cards (each admin's chat, or one post to the alerts channel or group
+ * chat), and requester and admin messages. Posted activities are remembered in chat_messages for
+ * later updates.
  */
 export function createTeamsDelivery(deps: {
   db: Db;
   clock: Clock;
   activations: ActivationService;
   reviews: ReviewService;
+  alerts: Pick<AlertService, 'get'>;
   identity: TeamsIdentity;
   connector: Connector;
 }): ChatPlatform {
@@ -137,10 +142,41 @@ export function createTeamsDelivery(deps: {
     return 'sent' as const;
   }
 
+  const alert = createAlertDelivery(deps, {
+    platform: 'teams',
+    async toChannel(channel, message) {
+      // A proactive post needs the conversation's service URL, which only Teams' own activities
+      // from there tell: without one, the delivery fails (and is retried) with what to do.
+      const serviceUrl = await conversationServiceUrl(db, channel);
+      if (!serviceUrl) {
+        throw new DeliveryError(
+          `Elevate has not heard from the Teams alerts conversation ${channel}: add the Elevate app to its team (or mention @Elevate there once) so Teams tells Elevate how to reach it`,
+        );
+      }
+      const id = await connector.send(serviceUrl, channel, cardActivity(message));
+      return { channel, messageId: id, data: { serviceUrl } };
+    },
+    async toPerson(recipient, message) {
+      const to = await identity.conversationOf(recipient);
+      if (!to) return 'no_identity';
+      const id = await connector.send(to.serviceUrl, to.conversationId, cardActivity(message));
+      return { channel: to.conversationId, messageId: id, data: { serviceUrl: to.serviceUrl } };
+    },
+    async update(copy, message) {
+      await connector.update(
+        String(copy.data?.serviceUrl),
+        copy.channel,
+        copy.messageId,
+        cardActivity(message),
+      );
+    },
+  });
+
   return platformDelivery('teams', activations, {
     card: deliverCard,
     updateCards,
     updateReviewNotices,
+    alert,
     message: deliverMessage,
     asDeliveryError,
   });

@@ -4,7 +4,7 @@ import { auditRefusal, explain, failureMessage, UnknownPerson, waitingReviewItem
 import { parseCommand } from '../command-text.ts';
 import {
   activationForm,
-  alertLine,
+  alertCard,
   approvalsMessage,
   boardMessage,
   decisionForm,
@@ -32,6 +32,7 @@ import {
 } from './render.ts';
 import { ALERT_OPS, adminDialog, adminSubmit, notAdmin } from './teams-admin.ts';
 import { type IncomingActivity, instant, type Person, personOf, type TeamsContext } from './teams-context.ts';
+import { rememberConversation } from './teams-conversation-repository.ts';
 import { approverCard, teamsCommand } from './teams-delivery.ts';
 import { tenantOf } from './teams-identity.ts';
 
@@ -55,6 +56,25 @@ export function createTeamsHandlers(ctx: TeamsContext, options: { tenantId?: str
     });
   };
 
+  /**
+   * Remembers how to reach the channel or group chat an activity came from (and its team's
+   * General channel), for proactive posts there: the alerts channel.
+   */
+  async function rememberShared(activity: IncomingActivity): Promise<void> {
+    const type = activity.conversation.conversationType ?? '';
+    if (type !== 'channel' && type !== 'groupChat') return;
+    const ids = new Set([
+      activity.conversation.id,
+      activity.channelData?.channel?.id,
+      activity.channelData?.team?.id,
+    ]);
+    for (const id of ids) {
+      if (!id) continue;
+      const at = { tenant: tenantOf(activity), serviceUrl: activity.serviceUrl, now: ctx.clock() };
+      await rememberConversation(ctx.db, { ...at, id, conversationType: type });
+    }
+  }
+
   async function board(person: Person, notice?: string): Promise<AdaptiveCard> {
     const message = boardMessage(
       await ctx.activations.listAccess(person.principal.id),
@@ -73,6 +93,7 @@ export function createTeamsHandlers(ctx: TeamsContext, options: { tenantId?: str
       .trim()
       .replace(/^elevate\b/i, '')
       .trim();
+    await rememberShared(activity);
     let person: Person;
     try {
       person = await personOf(ctx, activity);
@@ -230,13 +251,10 @@ export function createTeamsHandlers(ctx: TeamsContext, options: { tenantId?: str
         }
         case 'alertRemoveEligibility':
         case 'alertRevoke': {
-          // The admins' alert notice: the card becomes the outcome, with no button left to click.
+          // The alert's card (an admin's chat, or the alerts channel's one card) becomes the
+          // outcome, with no button left to click.
           const alert = await ctx.alerts[ALERT_OPS[verb]]({ actor: person.actor, alertId: id });
-          return cardResponse(
-            renderMessage(
-              plainMessage(`${alertLine(alert)}\nResolved by ${alert.resolvedBy ?? person.principal.email}.`),
-            ),
-          );
+          return cardResponse(renderMessage(alertCard(alert)));
         }
         default:
           return messageResponse('This button is not one Elevate knows; type `help` for the commands.');
@@ -471,6 +489,7 @@ export function createTeamsHandlers(ctx: TeamsContext, options: { tenantId?: str
       if (personal && !added.some((m) => m.id === activity.recipient.id)) return;
     }
     if (!personal) {
+      await rememberShared(activity);
       const linked = await ctx.identity.linkRoster(activity);
       ctx.log.info({ tenant: tenantOf(activity), linked }, 'Teams roster linked');
       return;

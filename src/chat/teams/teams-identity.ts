@@ -25,7 +25,7 @@ export interface ActivityParty {
   serviceUrl: string;
   from: { id: string; aadObjectId?: string; name?: string };
   conversation: { id: string; conversationType?: string; tenantId?: string };
-  channelData?: { tenant?: { id?: string } };
+  channelData?: { tenant?: { id?: string }; team?: { id?: string }; channel?: { id?: string } };
 }
 
 /** The tenant an activity comes from. */

@@ -117,6 +117,7 @@ export function createTeamsPlatform(deps: SurfaceDeps): ChatSurface | undefined 
       clock: deps.clock,
       activations: deps.activations,
       reviews: deps.reviews,
+      alerts: deps.alerts,
       identity,
       connector,
     }),

@@ -5,6 +5,8 @@ import { loadConfig } from '../../../src/config.ts';
 import { type Database, openDatabase } from '../../../src/db/client.ts';
 import { and, eq, isNull } from '../../../src/db/drizzle.ts';
 import { createActivationService } from '../../../src/elevation/activation-service.ts';
+import { saveAlertSettings } from '../../../src/elevation/alert-service.ts';
+import { alertSettingsSchema } from '../../../src/elevation/alert-settings.ts';
 import { notifications } from '../../../src/elevation/notification.sql.ts';
 import { createNotificationDelivery } from '../../../src/jobs/deliver-notifications.ts';
 import { createLogger } from '../../../src/log.ts';
@@ -13,13 +15,14 @@ import { openTestDatabase, type TestDatabase } from '../../support/db.ts';
 import { type FakeSlackApi, startFakeSlackApi } from '../../support/fake-slack-api.ts';
 
 /**
- * A role's approvals channel gets one card per request, however many approvers' notifications
- * ask for it and however many replicas deliver them. With more approvers than one outbox claim
+ * A role's approvals channel gets one card per request, and the alerts channel one card per alert,
+ * however many approvers' (admins') notifications ask for it and however many replicas deliver them. With more approvers than one outbox claim
  * takes (25), two replicas each claim part of one request's notifications and deliver them at the
  * same moment; on PostgreSQL (DATABASE_URL) the replicas are two connection pools, really at once.
  */
 
 const CHANNEL = 'C0APPROVALS';
+const ALERTS = 'C0ALERTS';
 const APPROVERS = Array.from({ length: 30 }, (_, i) => `approver${i + 1}@example.com`);
 
 let database: TestDatabase;
@@ -118,5 +121,47 @@ describe('an approvals channel with two replicas delivering', () => {
         activationId: view.activation.id,
       });
     }
+  });
+});
+
+describe('an alerts channel with two replicas delivering', () => {
+  it('gets one card per alert for thirty admins, updated in place once it is resolved', async () => {
+    await core.admin.setAdmins(core.cli, APPROVERS);
+    await core.admin.batch(core.cli, (ctx) =>
+      saveAlertSettings(ctx, alertSettingsSchema.parse({ channel: { slack: ALERTS } })),
+    );
+    // A sensitive role anyone may activate without approval or MFA: one alert for the role.
+    await core.role('loose', { sensitive: true });
+    expect(await core.alerts.evaluate()).toEqual({ raised: 1, resolved: 0 });
+    const [alert] = await core.alerts.list();
+    await Promise.all(replicas.map((replica) => replica.run()));
+
+    const posts = fake.callsTo('chat.postMessage').filter((c) => c.args.channel === ALERTS);
+    expect(posts).toHaveLength(1);
+    expect(String(posts[0]?.args.text)).toMatch(/Sensitive role without approval or MFA/);
+    const dms = fake.callsTo('chat.postMessage').filter((c) => /Sensitive role/.test(String(c.args.text)));
+    expect(dms).toHaveLength(1);
+    const copies = await database.db
+      .select()
+      .from(chatMessages)
+      .where(eq(chatMessages.alertId, alert?.id ?? ''));
+    expect(copies.map((c) => [c.channel, c.recipientId])).toEqual([[ALERTS, null]]);
+    const status = async (kind: string) =>
+      (await database.db.select().from(notifications).where(eq(notifications.kind, kind))).map(
+        (n) => n.status,
+      );
+    expect(await status('alert_raised')).toEqual(APPROVERS.map(() => 'sent'));
+
+    // Approval required now: the condition is gone, the card says so (once per replica at most).
+    await core.role('loose', { sensitive: true, requireApproval: true });
+    expect(await core.alerts.evaluate()).toEqual({ raised: 0, resolved: 1 });
+    await Promise.all(replicas.map((replica) => replica.run()));
+    const updates = fake
+      .callsTo('chat.update')
+      .filter((c) => c.args.channel === ALERTS && c.args.ts === copies[0]?.messageId);
+    expect(updates.length).toBeGreaterThanOrEqual(1);
+    expect(updates.length).toBeLessThanOrEqual(replicas.length);
+    expect(String(updates.at(-1)?.args.text)).toMatch(/Resolved by itself at .*: the condition went away/);
+    expect(await status('alert_resolved')).toEqual(APPROVERS.map(() => 'sent'));
   });
 });

@@ -14,6 +14,7 @@ import {
 } from '../../../src/chat/admin-messages.ts';
 import {
   activationForm,
+  alertCard,
   approvalCard,
   approvalsMessage,
   boardMessage,
@@ -26,6 +27,7 @@ import {
 } from '../../../src/chat/messages.ts';
 import { renderForm, renderMessage } from '../../../src/chat/teams/render.ts';
 import { teamsCommand } from '../../../src/chat/teams/teams-delivery.ts';
+import type { AlertView } from '../../../src/elevation/alert-repository.ts';
 import { getRoleByName, listRoles } from '../../../src/elevation/role-repository.ts';
 import { cardProblems } from '../../support/adaptive-cards.ts';
 import { createCore } from '../../support/core.ts';
@@ -74,6 +76,20 @@ const REVIEW_ITEM = {
   activations90d: 4,
 };
 const REVIEW = { reviewId: 'r-1', roles: ['db'], endAt: '2026-06-08T09:00:00.000Z', unreviewed: 'remove' };
+
+/** An open stale-eligibility alert of the role `db`. */
+const STALE_ALERT = (roleId: string): AlertView => ({
+  id: '0b3c5e52-6f0e-4a57-9d43-3a1c1a6f1e10',
+  kind: 'stale_eligibility',
+  roleId,
+  role: 'db',
+  subject: 'dee@example.com',
+  details: { lastActivated: null, after: '30d' },
+  raisedAt: new Date('2026-06-01T09:00:00Z'),
+  resolvedAt: null,
+  resolvedBy: null,
+  resolution: null,
+});
 
 let database: TestDatabase;
 beforeAll(async () => {
@@ -157,6 +173,14 @@ test('every Teams card and dialog passes the official Adaptive Cards parser', as
       notificationMessage(kind, { role: 'open' }, active, now, teamsCommand),
       notificationMessage(kind, {}, undefined, now, teamsCommand),
     ]),
+    // An alert's card, open (with its Action.Execute) and resolved (no button).
+    alertCard(STALE_ALERT('r-db')),
+    alertCard({
+      ...STALE_ALERT('r-db'),
+      resolvedAt: now,
+      resolvedBy: 'ana@example.com',
+      resolution: 'eligibility removed',
+    }),
     // An alert notice with its Action.Execute button.
     notificationMessage(
       'alert_raised',
@@ -210,19 +234,7 @@ test('every Teams card and dialog passes the official Adaptive Cards parser', as
         decided: 0,
       },
     ]),
-    alertsPage([
-      {
-        id: '0b3c5e52-6f0e-4a57-9d43-3a1c1a6f1e10',
-        kind: 'stale_eligibility',
-        roleId: role.id,
-        role: 'db',
-        subject: 'dee@example.com',
-        details: { lastActivated: null, after: '30d' },
-        raisedAt: now,
-        resolvedAt: null,
-        resolvedBy: null,
-      },
-    ]),
+    alertsPage([STALE_ALERT(role.id)], 'Scanned: 1 role(s) compared with their target.'),
   ];
   const cards = [
     ...messages.map((m) => renderMessage(m)),

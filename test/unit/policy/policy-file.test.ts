@@ -323,4 +323,41 @@ alerts:
       'alerts.tooManyActive.holder: is not a known key (did you mean holders?)',
     ]);
   });
+
+  test('the admin channel: a Slack channel id and a Teams conversation id, written back when set', () => {
+    const policy = parsed(`
+alerts:
+  channel: { slack: C0123ABCD, teams: '19:abc123def@thread.tacv2' }
+`);
+    expect(policy.alerts?.channel).toEqual({ slack: 'C0123ABCD', teams: '19:abc123def@thread.tacv2' });
+    const text = renderPolicy(
+      {
+        admins: [],
+        principals: [],
+        roles: [],
+        eligibility: [],
+        activeAssignments: [],
+        alerts: policy.alerts,
+      },
+      'test',
+    );
+    expect(parsed(text).alerts?.channel).toEqual(policy.alerts?.channel);
+    expect(parsed('alerts: { staleEligibility: { after: 60d } }').alerts?.channel).toEqual({});
+  });
+
+  test('a channel name, a thread or a personal chat is refused with what to write instead', () => {
+    expect(
+      problems(`admins: []
+alerts:
+  channel: { slack: '#security', teams: '19:abc@thread.tacv2;messageid=1712', email: x }
+`),
+    ).toEqual([
+      `alerts.channel.slack: "#security" is not a Slack channel id: write the id (C0123ABCD, at the bottom of the channel's details), not the name`,
+      `alerts.channel.teams: "19:abc@thread.tacv2;messageid=1712" is not a Teams channel or group chat id: write 19:…@thread.tacv2 (from the channel's "Get link", decoded, without ;messageid=)`,
+      'alerts.channel.email: is not a known key (known: slack, teams)',
+    ]);
+    expect(problems(`admins: []\nalerts:\n  chanel: { slack: C0123ABCD }\n`)).toEqual([
+      'alerts.chanel: is not an alert (did you mean channel?)',
+    ]);
+  });
 });
