@@ -211,6 +211,10 @@ test('a whole campaign in Slack: decisions, self-review, the reminder, the end a
   // The operator exports what the admin's results name, at the command line on the same database.
   const dbId = /elevate reviews export (\S+) --format csv/.exec(dbResults)?.[1] ?? '';
   const payrollId = /elevate reviews export (\S+) --format csv/.exec(payrollResults)?.[1] ?? '';
+  expect([dbId, payrollId]).toEqual([
+    expect.stringMatching(/^[0-9a-f-]{36}$/),
+    expect.stringMatching(/^[0-9a-f-]{36}$/),
+  ]);
   expect(await elevate.pause()).toBe(0);
   const csv = await exportCsv(elevate, dbId);
   expect(csv[0]).toBe(

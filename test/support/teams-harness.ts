@@ -55,6 +55,8 @@ export interface TeamsElevate {
   pause(): Promise<number | null>;
   /** Starts the server again on the same port, database and tenant, after `pause`. */
   resume(): Promise<void>;
+  /** Replaces the policy file (ELEVATE_POLICY_FILE), which the server applies at its next start. */
+  writePolicy(policy: string): Promise<void>;
   /** `elevate args…` on the server's database (on PGlite only while paused: the directory is one process's). */
   cli(args: string[]): Promise<CliResult>;
   /** SQL statements, in one transaction, on the server's database (on PGlite only while paused). */
@@ -247,6 +249,7 @@ export async function startTeamsElevate(options: {
         if (!gone()) throw new Error('the server is running: pause it first');
         running = await launch();
       },
+      writePolicy: (policy) => writeFile(policyFile, policy),
       cli: (args) => runElevateCli(dbEnv, dir, args),
       sql: (...queries) => runSql(dbEnv, ...queries),
       async stop() {
