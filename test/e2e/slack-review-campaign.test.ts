@@ -228,11 +228,6 @@ test('a whole campaign in Slack: decisions, self-review, the reminder, the end a
     expect.stringMatching(row(LOU, `remove,moved to another team,${email(JUDGE)},${at},removed`)),
     expect.stringMatching(row(NED, ',,,,removed')),
   ]);
-  expect((await exportJsonl(elevate, dbId)).map(decisionRow)).toEqual([
-    [email(KIM), [email(JUDGE)], 'keep', 'on call for the database', email(JUDGE), 'kept'],
-    [email(LOU), [email(JUDGE)], 'remove', 'moved to another team', email(JUDGE), 'removed'],
-    [email(NED), [email(JUDGE)], null, '', null, 'removed'],
-  ]);
   expect((await exportJsonl(elevate, payrollId)).map(decisionRow)).toEqual([
     [email(MAX), [email(MAX)], 'remove', 'payroll migration done', email(MAX), 'removed'],
     [email(OLA), [email(OLA)], 'keep', 'I run payroll monthly', email(OLA), 'kept'],
