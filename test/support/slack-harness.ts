@@ -158,7 +158,12 @@ export async function startElevate(options: ElevateOptions): Promise<ElevateServ
       started.stderr?.on('data', (chunk) => {
         output += chunk;
       });
-      await waitForHealth(`${url}/healthz`, started, options.startTimeoutMs ?? 100_000, () => output);
+      try {
+        await waitForHealth(`${url}/healthz`, started, options.startTimeoutMs ?? 100_000, () => output);
+      } catch (error) {
+        if (started.exitCode === null) started.kill('SIGKILL'); // a failed restart leaves nothing running
+        throw error;
+      }
       return started;
     };
     let running = await launch();

@@ -120,7 +120,10 @@ export async function startTeamsElevate(options: {
       const deadline = Date.now() + 100_000;
       for (;;) {
         if (started.exitCode !== null) throw new Error(`elevate serve exited with ${started.exitCode}`);
-        if (Date.now() > deadline) throw new Error('elevate serve did not start');
+        if (Date.now() > deadline) {
+          started.kill('SIGKILL'); // a failed restart leaves nothing running
+          throw new Error('elevate serve did not start');
+        }
         const ok = await fetch(`${url}/healthz`)
           .then((r) => r.ok)
           .catch(() => false);
