@@ -479,12 +479,15 @@ export function createReviewService(deps: { db: Db; providers: ProviderRegistry;
 
     /**
      * Reminds the reviewers of undecided items once, a day before the end (halfway through a
-     * shorter campaign), with the items still waiting (`review_reminder`).
+     * shorter campaign), with the items still waiting (`review_reminder`). Never once the end has
+     * come (the loop was down through the reminder time): finishDue, right after in the same run,
+     * applies the end, so a reminder would ask for decisions that could no longer count.
      */
-    remindDue: (limit = 20) =>
-      eachDue(
+    remindDue: (limit = 20) => {
+      const now = clock().toISOString();
+      return eachDue(
         'running',
-        sql`${accessReviews.remindedAt} is null and ${accessReviews.endAt} - least(interval '1 day', (${accessReviews.endAt} - ${accessReviews.startAt}) / 2) <= ${clock().toISOString()}`,
+        sql`${accessReviews.remindedAt} is null and ${accessReviews.endAt} > ${now} and ${accessReviews.endAt} - least(interval '1 day', (${accessReviews.endAt} - ${accessReviews.startAt}) / 2) <= ${now}`,
         limit,
         async (tx, review, now) => {
           await tx.update(accessReviews).set({ remindedAt: now }).where(eq(accessReviews.id, review.id));
@@ -514,7 +517,8 @@ export function createReviewService(deps: { db: Db; providers: ProviderRegistry;
             notify,
           });
         },
-      ),
+      );
+    },
 
     /**
      * Ends the campaigns whose time is up, each in one transaction: applies every decision and,

@@ -304,3 +304,27 @@ test('a decision racing the end is either applied or refused as too late, never 
     expect(done.items[0]).toMatchObject({ decision: null, outcome: 'kept' });
   }
 });
+
+test('a loop that was down through the reminder and the end sends no late reminder, only the results', async () => {
+  const { core, reviews, role, emails, eligible } = await scene(['xan'], { approvers: ['rev@example.com'] });
+  const review = await reviews.start(core.cli, {
+    roleNames: [role],
+    reviewers: 'approvers',
+    durationMinutes: 2 * DAY,
+    unreviewed: 'remove',
+  });
+  core.advance(2 * DAY + 5);
+  // One run of the loop's job: no reminder for a campaign already over, the end applied.
+  expect(await accessReviewsJob(reviews).run(new AbortController().signal)).toBe(1);
+  const reminders = (await noticesTo('rev@example.com', 'review_reminder')).filter(
+    (d) => d.reviewId === review.id,
+  );
+  expect(reminders).toEqual([]);
+  expect(await eligible(emails[0] ?? '')).toBe(false);
+  const done = await reviews.get(review.id);
+  expect(done.review).toMatchObject({ status: 'finished', remindedAt: null });
+  const results = (await noticesTo('boss@example.com', 'review_finished')).filter(
+    (d) => d.reviewId === review.id,
+  );
+  expect(results).toMatchObject([{ kept: 0, unreviewed: 1, removed: [`${emails[0]} → ${role}`] }]);
+});

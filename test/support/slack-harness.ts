@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openTestDatabase, type TestDatabase } from './db.ts';
+import { type CliResult, runElevateCli, runSql } from './elevate-process.ts';
 import {
   type Block,
   type SlackMessage,
@@ -43,6 +44,8 @@ export interface ElevateOptions {
   startTimeoutMs?: number;
   /** The port to serve on, when the caller must know it first (PUBLIC_URL); a free one otherwise. */
   port?: number;
+  /** Slack users (id → email) in the workspace before the server starts (and sends its first notices). */
+  users?: Record<string, string>;
 }
 
 export interface ElevateServer {
@@ -85,6 +88,14 @@ export interface ElevateServer {
   /** An Events API request; a bare event is wrapped in its `event_callback` envelope. */
   event(event: Record<string, unknown>): Promise<SlackResponse>;
   appHomeOpened(user: string): Promise<SlackResponse>;
+  /** Stops the server (SIGTERM) and keeps its database and the workspace; its exit code. */
+  pause(): Promise<number | null>;
+  /** Starts the server again on the same port, database and workspace, after `pause`. */
+  resume(): Promise<void>;
+  /** `elevate args…` on the server's database (on PGlite only while paused: the directory is one process's). */
+  cli(args: string[]): Promise<CliResult>;
+  /** SQL statements, in one transaction, on the server's database (on PGlite only while paused). */
+  sql<T>(...queries: string[]): Promise<T[]>;
   stop(): Promise<number | null>;
 }
 
@@ -102,6 +113,7 @@ export function freePort(): Promise<number> {
 
 export async function startElevate(options: ElevateOptions): Promise<ElevateServer> {
   const slack = await startSlackWorkspace();
+  for (const [user, email] of Object.entries(options.users ?? {})) slack.addUser(user, email);
   const dir = await mkdtemp(join(tmpdir(), 'elevate-slack-e2e-'));
   let database: TestDatabase | undefined;
   let child: ChildProcess | undefined;
@@ -121,6 +133,9 @@ export async function startElevate(options: ElevateOptions): Promise<ElevateServ
     await writeFile(policyFile, options.policy);
     const port = options.port ?? (await freePort());
     const url = `http://127.0.0.1:${port}`;
+    const dbEnv: Record<string, string> = database?.url
+      ? { DATABASE_URL: database.url }
+      : { ELEVATE_DATA_DIR: join(dir, 'data') };
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? dir,
@@ -131,19 +146,37 @@ export async function startElevate(options: ElevateOptions): Promise<ElevateServ
       SLACK_SIGNING_SECRET: signingSecret,
       SLACK_API_URL: slack.api.url,
       ELEVATE_POLICY_FILE: policyFile,
-      ...(database?.url ? { DATABASE_URL: database.url } : { ELEVATE_DATA_DIR: join(dir, 'data') }),
+      ...dbEnv,
       ...options.env,
     };
-    child = spawn(process.execPath, [BIN, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout?.on('data', (chunk) => {
-      output += chunk;
-    });
-    child.stderr?.on('data', (chunk) => {
-      output += chunk;
-    });
-    await waitForHealth(`${url}/healthz`, child, options.startTimeoutMs ?? 100_000, () => output);
-
-    const running = child;
+    const launch = async () => {
+      const started = spawn(process.execPath, [BIN, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      child = started;
+      started.stdout?.on('data', (chunk) => {
+        output += chunk;
+      });
+      started.stderr?.on('data', (chunk) => {
+        output += chunk;
+      });
+      try {
+        await waitForHealth(`${url}/healthz`, started, options.startTimeoutMs ?? 100_000, () => output);
+      } catch (error) {
+        if (started.exitCode === null) started.kill('SIGKILL'); // a failed restart leaves nothing running
+        throw error;
+      }
+      return started;
+    };
+    let running = await launch();
+    /** SIGTERM (SIGKILL after 15 s) and the exit code; the server's data stays. */
+    const halt = async () => {
+      if (running.exitCode !== null || running.signalCode !== null) return running.exitCode;
+      const exited = new Promise<number | null>((resolve) => running.once('exit', (code) => resolve(code)));
+      running.kill('SIGTERM');
+      const timer = setTimeout(() => running.kill('SIGKILL'), 15_000);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    };
     const sign = (body: string, timestamp: number, secret = signingSecret) =>
       `v0=${createHmac('sha256', secret).update(`v0:${timestamp}:${body}`).digest('hex')}`;
 
@@ -317,16 +350,19 @@ export async function startElevate(options: ElevateOptions): Promise<ElevateServ
         return server.event({ type: 'app_home_opened', user, channel: slack.dm(user), tab: 'home' });
       },
 
+      pause: halt,
+
+      async resume() {
+        if (running.exitCode === null && running.signalCode === null)
+          throw new Error('the server is running: pause it first');
+        running = await launch();
+      },
+
+      cli: (args) => runElevateCli(dbEnv, dir, args),
+      sql: (...queries) => runSql(dbEnv, ...queries),
+
       async stop() {
-        if (running.exitCode !== null) {
-          await cleanup();
-          return running.exitCode;
-        }
-        const exited = new Promise<number | null>((resolve) => running.once('exit', (code) => resolve(code)));
-        running.kill('SIGTERM');
-        const timer = setTimeout(() => running.kill('SIGKILL'), 15_000);
-        const code = await exited;
-        clearTimeout(timer);
+        const code = await halt();
         await cleanup();
         return code;
       },

@@ -4,6 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openTestDatabase, type TestDatabase } from './db.ts';
+import { type CliResult, runElevateCli, runSql } from './elevate-process.ts';
 import { type FakeTeams, type PostedMessage, startFakeTeams, type TeamsUser } from './fake-teams.ts';
 import { freePort } from './slack-harness.ts';
 
@@ -56,6 +57,16 @@ export interface TeamsElevate {
   fetchTask(user: TeamsUser, data: Record<string, unknown>): Promise<TeamsAnswer>;
   /** A dialog submitted (`task/submit` with these values). */
   submitTask(user: TeamsUser, data: Record<string, unknown>): Promise<TeamsAnswer>;
+  /** Stops the server (SIGTERM) and keeps its database and the fake tenant; its exit code. */
+  pause(): Promise<number | null>;
+  /** Starts the server again on the same port, database and tenant, after `pause`. */
+  resume(): Promise<void>;
+  /** Replaces the policy file (ELEVATE_POLICY_FILE), which the server applies at its next start. */
+  writePolicy(policy: string): Promise<void>;
+  /** `elevate args…` on the server's database (on PGlite only while paused: the directory is one process's). */
+  cli(args: string[]): Promise<CliResult>;
+  /** SQL statements, in one transaction, on the server's database (on PGlite only while paused). */
+  sql<T>(...queries: string[]): Promise<T[]>;
   stop(): Promise<number | null>;
 }
 
@@ -84,6 +95,9 @@ export async function startTeamsElevate(options: {
     await writeFile(policyFile, options.policy);
     const port = options.port ?? (await freePort());
     const url = `http://127.0.0.1:${port}`;
+    const dbEnv: Record<string, string> = database?.url
+      ? { DATABASE_URL: database.url }
+      : { ELEVATE_DATA_DIR: join(dir, 'data') };
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? dir,
@@ -97,27 +111,44 @@ export async function startTeamsElevate(options: {
       TEAMS_LOGIN_URL: teams.url,
       TEAMS_SERVICE_URL: teams.serviceUrl,
       ELEVATE_POLICY_FILE: policyFile,
-      ...(database?.url ? { DATABASE_URL: database.url } : { ELEVATE_DATA_DIR: join(dir, 'data') }),
+      ...dbEnv,
       ...options.env,
     };
-    child = spawn(process.execPath, [BIN, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout?.on('data', (chunk) => {
-      output += chunk;
-    });
-    child.stderr?.on('data', (chunk) => {
-      output += chunk;
-    });
-    const running = child;
-    const deadline = Date.now() + 100_000;
-    for (;;) {
-      if (running.exitCode !== null) throw new Error(`elevate serve exited with ${running.exitCode}`);
-      if (Date.now() > deadline) throw new Error('elevate serve did not start');
-      const ok = await fetch(`${url}/healthz`)
-        .then((r) => r.ok)
-        .catch(() => false);
-      if (ok) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const launch = async () => {
+      const started = spawn(process.execPath, [BIN, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      child = started;
+      started.stdout?.on('data', (chunk) => {
+        output += chunk;
+      });
+      started.stderr?.on('data', (chunk) => {
+        output += chunk;
+      });
+      const deadline = Date.now() + 100_000;
+      for (;;) {
+        if (started.exitCode !== null) throw new Error(`elevate serve exited with ${started.exitCode}`);
+        if (Date.now() > deadline) {
+          started.kill('SIGKILL'); // a failed restart leaves nothing running
+          throw new Error('elevate serve did not start');
+        }
+        const ok = await fetch(`${url}/healthz`)
+          .then((r) => r.ok)
+          .catch(() => false);
+        if (ok) return started;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    let running = await launch();
+    const gone = () => running.exitCode !== null || running.signalCode !== null;
+    /** SIGTERM (SIGKILL after 15 s) and the exit code; the server's data stays. */
+    const halt = async () => {
+      if (gone()) return running.exitCode;
+      const exited = new Promise<number | null>((resolve) => running.once('exit', (code) => resolve(code)));
+      running.kill('SIGTERM');
+      const timer = setTimeout(() => running.kill('SIGKILL'), 15_000);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    };
 
     const personal = (user: TeamsUser) => `a:personal-${user.aadObjectId}`;
     const answers: unknown[] = [];
@@ -228,16 +259,16 @@ export async function startTeamsElevate(options: {
           value: { data, context: { theme: 'default' } },
         });
       },
+      pause: halt,
+      async resume() {
+        if (!gone()) throw new Error('the server is running: pause it first');
+        running = await launch();
+      },
+      writePolicy: (policy) => writeFile(policyFile, policy),
+      cli: (args) => runElevateCli(dbEnv, dir, args),
+      sql: (...queries) => runSql(dbEnv, ...queries),
       async stop() {
-        if (running.exitCode !== null) {
-          await cleanup();
-          return running.exitCode;
-        }
-        const exited = new Promise<number | null>((resolve) => running.once('exit', (code) => resolve(code)));
-        running.kill('SIGTERM');
-        const timer = setTimeout(() => running.kill('SIGKILL'), 15_000);
-        const code = await exited;
-        clearTimeout(timer);
+        const code = await halt();
         await cleanup();
         return code;
       },
