@@ -1,7 +1,7 @@
 import { type ChatPlatform, DeliveryError, type Notification } from '../chat/chat-platform.ts';
 import type { Clock } from '../clock.ts';
 import type { Db } from '../db/client.ts';
-import { and, asc, eq, inArray, lte, sql } from '../db/drizzle.ts';
+import { and, asc, eq, gte, inArray, like, lte, sql } from '../db/drizzle.ts';
 import { notifications } from '../elevation/notification.sql.ts';
 import { principalsByIds } from '../elevation/principal-repository.ts';
 import type { Logger } from '../log.ts';
@@ -11,6 +11,16 @@ const BATCH = 25;
 const LEASE_MS = 60_000;
 /** After this many failed attempts a notification is marked failed and shown to admins. */
 export const MAX_DELIVERY_ATTEMPTS = 8;
+
+/**
+ * How a notice fails when no platform knows its recipient (they never opened Elevate there):
+ * for good at once, since nothing but the person can change that; `resendAwaitingAccount`
+ * finds these rows again by this wording when they do.
+ */
+const noAccount = (email: string, platforms: string) => `${email} has no account on ${platforms}`;
+const NO_ACCOUNT_LIKE = '% has no account on %';
+/** How far back those notices are still sent once the person can be reached. */
+const AWAITING_ACCOUNT_MS = 7 * 24 * 60 * 60_000;
 
 /** Backoff after the n-th failed attempt: 5 s, 10 s, 20 s … capped at 10 min. */
 const backoffMs = (attempts: number) => Math.min(5_000 * 2 ** (attempts - 1), 600_000);
@@ -91,7 +101,7 @@ export function createNotificationDelivery(deps: {
       }
       if (!reached) {
         const names = deps.platforms.map((p) => p.name).join(' or ') || 'any chat platform';
-        throw new DeliveryError(`${recipient.email} has no account on ${names}`, { permanent: true });
+        throw new DeliveryError(noAccount(recipient.email, names), { permanent: true });
       }
     } catch (error) {
       const now = clock();
@@ -155,4 +165,29 @@ export async function listFailedNotifications(db: Db, limit = 20): Promise<Notif
     .where(eq(notifications.status, 'failed'))
     .orderBy(sql`${notifications.createdAt} desc`)
     .limit(limit);
+}
+
+/**
+ * The recipient can be reached now (they installed the app or opened its chat): their notices of
+ * the last 7 days that failed for want of an account go back to pending, due at once, so the next
+ * run (every 2 s) delivers what was waiting for them: an approver's card, a review notice.
+ * Oldest first, as created. Returns how many.
+ */
+export async function resendAwaitingAccount(
+  db: Db,
+  input: { recipientId: string; now: Date },
+): Promise<number> {
+  const rows = await db
+    .update(notifications)
+    .set({ status: 'pending', attempts: 0, nextAttemptAt: input.now, lastError: null })
+    .where(
+      and(
+        eq(notifications.recipientId, input.recipientId),
+        eq(notifications.status, 'failed'),
+        like(notifications.lastError, NO_ACCOUNT_LIKE),
+        gte(notifications.createdAt, new Date(input.now.getTime() - AWAITING_ACCOUNT_MS)),
+      ),
+    )
+    .returning({ id: notifications.id });
+  return rows.length;
 }

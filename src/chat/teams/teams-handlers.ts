@@ -1,5 +1,6 @@
 import { isStepUpNeeded } from '../../elevation/step-up-service.ts';
 import { ElevateError, forbidden } from '../../errors.ts';
+import { resendAwaitingAccount } from '../../jobs/deliver-notifications.ts';
 import { auditRefusal, explain, failureMessage, UnknownPerson, waitingReviewItem } from '../answers.ts';
 import { parseCommand } from '../command-text.ts';
 import {
@@ -495,7 +496,14 @@ export function createTeamsHandlers(ctx: TeamsContext, options: { tenantId?: str
       return;
     }
     try {
-      await personOf(ctx, activity);
+      const person = await personOf(ctx, activity);
+      // What could not reach them before (an approver's card, a review notice) goes out now.
+      const resent = await resendAwaitingAccount(ctx.db, {
+        recipientId: person.principal.id,
+        now: ctx.clock(),
+      });
+      if (resent > 0)
+        ctx.log.info({ principal: person.principal.id, resent }, 'notices resent after install');
       await reply(activity, helpMessage('Hi! I am Elevate: ask for a role when you need it.', teamsCommand));
     } catch (error) {
       if (error instanceof UnknownPerson) await reply(activity, plainMessage(error.message));
