@@ -1,5 +1,5 @@
 import type { Db } from '../db/client.ts';
-import { and, eq, inArray, sql } from '../db/drizzle.ts';
+import { and, eq, idIn, inArray, sql } from '../db/drizzle.ts';
 import { invalid } from '../errors.ts';
 import { chatIdentities, principals } from './principal.sql.ts';
 
@@ -94,7 +94,7 @@ export async function chatIdentitiesOf(db: Db, principalIds: readonly string[]) 
       externalId: chatIdentities.externalId,
     })
     .from(chatIdentities)
-    .where(inArray(chatIdentities.principalId, [...new Set(principalIds)]));
+    .where(idIn(chatIdentities.principalId, [...new Set(principalIds)]));
   for (const { principalId, ...identity } of rows) {
     byPrincipal.set(principalId, [...(byPrincipal.get(principalId) ?? []), identity]);
   }
