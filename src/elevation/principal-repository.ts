@@ -39,7 +39,8 @@ export async function principalsByIds(db: Db, ids: string[]): Promise<Principal[
 
 /** The bot admins: they approve when a role names no approvers, and they are alerted. */
 export async function listAdmins(db: Db): Promise<Principal[]> {
-  return db.select().from(principals).where(eq(principals.isAdmin, true));
+  // `is_admin` itself, not `= $1`: the partial index principals_admins then serves it.
+  return db.select().from(principals).where(sql`${principals.isAdmin}`);
 }
 
 /** A principal's chat identities (Slack user per workspace, Teams AAD object per tenant). */
