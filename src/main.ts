@@ -58,7 +58,13 @@ export function createServices(deps: {
     stepUps,
     inFlightLeaseMs: deps.config.ELEVATE_IN_FLIGHT_LEASE,
   });
-  const admin = createAdminService({ db, providers, clock, settle: activations.settle });
+  const admin = createAdminService({
+    db,
+    providers,
+    clock,
+    settle: activations.settle,
+    inFlightLeaseMs: deps.config.ELEVATE_IN_FLIGHT_LEASE,
+  });
   const policy = createPolicyService({ db, providers, clock, admin });
   const reconcile = createReconcileService({ db, providers, clock });
   const alerts = createAlertService({ db, providers, clock, reconcile });

@@ -4,6 +4,7 @@ import { auditEvents } from '../../src/audit/audit.sql.ts';
 import { and, eq, inArray } from '../../src/db/drizzle.ts';
 import { activations } from '../../src/elevation/activation.sql.ts';
 import { createActivationService, SETTLE_CONCURRENCY } from '../../src/elevation/activation-service.ts';
+import { createAdminService } from '../../src/elevation/admin-service.ts';
 import { notifications } from '../../src/elevation/notification.sql.ts';
 import type { GrantProvider } from '../../src/grants/grant-provider.ts';
 import { createProviderRegistry, PROVIDERS } from '../../src/grants/registry.ts';
@@ -116,6 +117,32 @@ test('a request nobody decides times out, and requester and approvers are told',
       ),
     );
   expect(told.map((t) => t.kind).sort()).toEqual(['activation_timed_out', 'request_decided']);
+});
+
+test("an admin's assignment and its removal hold their grant and revoke for the configured in-flight lease", async () => {
+  const { core, role } = await scene();
+  const leaseMs = 7_000;
+  // Settling is left to the loop here: what a crash right after the commit would leave behind.
+  const admin = createAdminService({
+    db: database.db,
+    providers: core.providers,
+    clock: core.clock,
+    settle: async () => {},
+    inFlightLeaseMs: leaseMs,
+  });
+  const email = `assigned${n}@example.com`;
+  const until = new Date(core.clock().getTime() + 86_400_000);
+  await admin.assignActive(core.cli, { email, roleName: role, endAt: until });
+  const principalId = (await core.person(email)).principalId ?? '';
+  const [granting] = await core.activations.list({ principalId });
+  expect(granting?.activation).toMatchObject({ kind: 'assignment', status: 'activating' });
+  expect(granting?.activation.nextAttemptAt?.getTime()).toBe(core.clock().getTime() + leaseMs);
+
+  await core.activations.settle(granting?.activation.id ?? '');
+  await admin.removeActive(core.cli, { email, roleName: role });
+  const [revoking] = await core.activations.list({ principalId });
+  expect(revoking?.activation.status).toBe('revoking');
+  expect(revoking?.activation.nextAttemptAt?.getTime()).toBe(core.clock().getTime() + leaseMs);
 });
 
 // On PostgreSQL this is real concurrency between connections; on PGlite they take turns.
