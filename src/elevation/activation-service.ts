@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Clock } from '../clock.ts';
 import type { Db, Tx } from '../db/client.ts';
-import { and, eq, gt, idIn, isNull, lte, ne, or, type SQL } from '../db/drizzle.ts';
+import { and, eq, gt, idIn, isNotNull, isNull, lte, ne, or, type SQL } from '../db/drizzle.ts';
 import { conflict, forbidden, invalid } from '../errors.ts';
 import { GrantError, type GrantProvider, type GrantTarget } from '../grants/grant-provider.ts';
 import type { ProviderRegistry } from '../grants/registry.ts';
@@ -820,6 +820,27 @@ export function createActivationService(deps: ActivationDeps) {
       );
       await settleAll(expired, { claimed: true });
       return expired.length;
+    },
+
+    /**
+     * Loop: milliseconds until the next running activation or assignment ends (by this service's
+     * clock; 0 or less: one is due), or null when none has an end. The loop sleeps until then.
+     */
+    async untilNextEnd(): Promise<number | null> {
+      // As in expireDue, an active row's next_attempt_at is its end: the first entry of the index.
+      const [next] = await db
+        .select({ at: activations.nextAttemptAt })
+        .from(activations)
+        .where(
+          and(
+            eq(activations.status, 'active'),
+            ne(activations.kind, 'extension'),
+            isNotNull(activations.nextAttemptAt),
+          ),
+        )
+        .orderBy(activations.nextAttemptAt)
+        .limit(1);
+      return next?.at ? next.at.getTime() - clock().getTime() : null;
     },
 
     /** Loop: grants and revokes whose retry time (or in-flight lease, after a crash) has come are tried again. */

@@ -8,6 +8,7 @@ import { createAdminService } from '../../src/elevation/admin-service.ts';
 import { notifications } from '../../src/elevation/notification.sql.ts';
 import type { GrantProvider } from '../../src/grants/grant-provider.ts';
 import { createProviderRegistry, PROVIDERS } from '../../src/grants/registry.ts';
+import { revokeExpired } from '../../src/jobs/lifecycle-jobs.ts';
 import { createCore } from '../support/core.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
 
@@ -249,3 +250,30 @@ test('a replica whose batch outlasted the lease leaves rows another replica took
     .where(and(eq(auditEvents.action, 'activation.ended'), inArray(auditEvents.subjectId, ids)));
   expect(ended).toHaveLength(count);
 }, 60_000);
+
+// Real time: the run sleeps on the real clock. Last in this file: the real-clock service also
+// revokes what earlier tests left running (their ends, on the test clock, lie in the real past).
+test('a revoke run that finds the next end before the next tick sleeps until it and revokes it then', async () => {
+  const { core, role, requester } = await scene();
+  const view = await core.activations.requestActivation({ actor: requester, roleName: role });
+  const service = createActivationService({
+    db: database.db,
+    providers: core.providers,
+    clock: () => new Date(),
+  });
+  // Just after a tick, an end 400 ms ahead: before the next tick.
+  await new Promise((resolve) => setTimeout(resolve, 1_000 - (Date.now() % 1_000) + 10));
+  const end = new Date(Date.now() + 400);
+  await database.db
+    .update(activations)
+    .set({ endAt: end, nextAttemptAt: end })
+    .where(eq(activations.id, view.activation.id));
+  await revokeExpired(service, new AbortController().signal);
+  const [after] = await database.db.select().from(activations).where(eq(activations.id, view.activation.id));
+  expect(after?.status).toBe('ended');
+  const revoke = core.recording.calls.find(
+    (c) => c.op === 'revoke' && c.target.activationId === view.activation.id,
+  );
+  expect(revoke).toBeDefined();
+  expect(after?.endedAt?.getTime()).toBeGreaterThanOrEqual(end.getTime()); // never before its end
+}, 30_000);
