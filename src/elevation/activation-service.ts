@@ -1266,13 +1266,32 @@ export function createActivationService(deps: ActivationDeps) {
         }),
       );
     }
+    // Revokes failing for the first time, by role and error: a target that is down fails a whole
+    // batch, and the admins hear of it in one notice per role, not one per activation.
+    const firstFailures = new Map<string, Change[]>();
     for (const outcome of outcomes) {
       const { view, failure } = outcome;
-      const change =
-        view.activation.status === 'activating'
-          ? await finishGrant(tx, outcome, now, adminsOnce)
-          : failure && (await failRevoke(tx, view, failure, now, outcome.call, adminsOnce));
-      if (change) changes.push(change);
+      if (view.activation.status === 'activating') {
+        const change = await finishGrant(tx, outcome, now, adminsOnce);
+        if (change) changes.push(change);
+        continue;
+      }
+      const change = failure && (await failRevoke(tx, view, failure, now, outcome.call));
+      if (!change) continue;
+      changes.push(change);
+      if (view.activation.attempts > 0) continue; // told at its first failure already
+      const key = `${view.role.name}\n${failure.message}`;
+      firstFailures.set(key, [...(firstFailures.get(key) ?? []), change]);
+    }
+    for (const [first, ...others] of firstFailures.values()) {
+      if (!first) continue;
+      const { role, reason, error } = first.data as { role: string; reason: string; error: string };
+      const data = { role, reason, error, ...(others.length > 0 ? { others: others.length } : {}) };
+      first.notify = (await adminsOnce()).map((admin) => ({
+        recipientId: admin.id,
+        kind: 'revoke_failing',
+        data,
+      }));
     }
     await recordChanges(tx, changes);
   }
@@ -1371,7 +1390,7 @@ export function createActivationService(deps: ActivationDeps) {
 
   /**
    * A failed revoke. A role is never reported revoked until the provider confirms: stay
-   * `revoking`, retry with backoff, and alert the admins on the first failure.
+   * `revoking` and retry with backoff (finishAll tells the admins of a first failure).
    */
   async function failRevoke(
     tx: Tx,
@@ -1379,7 +1398,6 @@ export function createActivationService(deps: ActivationDeps) {
     failure: GrantError,
     now: Date,
     facts: ProviderCallFacts,
-    admins: () => Promise<Principal[]>,
   ): Promise<Change | undefined> {
     const a = view.activation;
     const data = { role: view.role.name, reason: a.endReason ?? 'ended' };
@@ -1396,11 +1414,6 @@ export function createActivationService(deps: ActivationDeps) {
       action: `${a.kind}.revoke_failing`,
       at: now,
       data: { ...data, ...facts, error: failure.message, attempts },
-      notify: (attempts === 1 ? await admins() : []).map((admin) => ({
-        recipientId: admin.id,
-        kind: 'revoke_failing',
-        data: { ...data, error: failure.message },
-      })),
     });
   }
 }
