@@ -36,6 +36,15 @@ const REPLICAS = (process.env.BENCH_REVOKE_REPLICAS ?? (POSTGRES ? '1,3' : '1'))
 const SPREAD_MS = Number(process.env.BENCH_REVOKE_SPREAD_MS ?? 1_000);
 const ROLE = 'bench-expiry';
 const REPLICA = new URL('./revocation-replica.ts', import.meta.url).pathname;
+/**
+ * The V8 flags `npm start` gives `elevate serve` (package.json's start script: a smaller young
+ * generation and old-generation growth, see README, *Revocation at expiry*): each replica runs with
+ * them, as the server does.
+ */
+const START_FLAGS: string[] =
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).scripts.start.match(
+    /--[a-z-]+=\S+/g,
+  ) ?? [];
 
 interface Result {
   size: number;
@@ -63,7 +72,7 @@ export async function runRevocationBench(): Promise<void> {
   const kind = POSTGRES ? 'PostgreSQL' : 'PGlite';
   console.log(
     `Elevate revocation bench — ${kind}, spread ${SPREAD_MS} ms, node ${process.version}, ` +
-      `${os.cpus().length}× ${os.cpus()[0]?.model ?? 'cpu'}`,
+      `${os.cpus().length}× ${os.cpus()[0]?.model ?? 'cpu'}, replicas run with ${START_FLAGS.join(' ') || 'no V8 flags'} (npm start's)`,
   );
   console.log(
     '| database | activations | replicas | lag p50 / p99 / max ms | revocations/s | last revoked / ended after s | CPU s replicas / PostgreSQL | peak RSS MB (burst; whole run) | checks |',
@@ -248,6 +257,7 @@ interface Replica {
 function startReplica(env: NodeJS.ProcessEnv): Replica {
   const { DATABASE_URL: _, ...inherited } = process.env;
   const child: ChildProcess = fork(REPLICA, {
+    execArgv: [...process.execArgv, ...START_FLAGS],
     env: { ...inherited, ...env },
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
   });

@@ -10,6 +10,8 @@ if (process.features.typescript) {
   const child = spawn(
     process.execPath,
     [
+      // The flags this process was given (npm start's V8 flags) go to the real process too.
+      ...process.execArgv,
       '--experimental-strip-types',
       '--disable-warning=ExperimentalWarning',
       import.meta.filename,

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { stepUpSettings } from './auth/step-up-env.ts';
 import { createStepUpRoutes } from './auth/step-up-routes.ts';
-import { createSlackPlatform } from './chat/slack/slack-platform.ts';
-import { createTeamsPlatform } from './chat/teams/teams-platform.ts';
+import { slackChatOn } from './chat/slack/slack-env.ts';
+import { teamsChatOn } from './chat/teams/teams-env.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type { Config } from './config.ts';
 import { type Db, openDatabase } from './db/client.ts';
@@ -58,7 +58,13 @@ export function createServices(deps: {
     stepUps,
     inFlightLeaseMs: deps.config.ELEVATE_IN_FLIGHT_LEASE,
   });
-  const admin = createAdminService({ db, providers, clock, settle: activations.settle });
+  const admin = createAdminService({
+    db,
+    providers,
+    clock,
+    settle: activations.settle,
+    inFlightLeaseMs: deps.config.ELEVATE_IN_FLIGHT_LEASE,
+  });
   const policy = createPolicyService({ db, providers, clock, admin });
   const reconcile = createReconcileService({ db, providers, clock });
   const alerts = createAlertService({ db, providers, clock, reconcile });
@@ -98,27 +104,15 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
     if (config.ELEVATE_POLICY_FILE) await applyPolicyFile(services.policy, config.ELEVATE_POLICY_FILE, log);
 
     // Chat platforms whose credentials are set, one line each; they mount their routes below.
+    // Each is loaded only when it is on: Bolt and the Teams SDK cost 15–20 MB of memory each.
     const { activations, admin, alerts, reviews } = services;
-    const slack = createSlackPlatform({
-      config,
-      db: database.db,
-      clock: systemClock,
-      log,
-      activations,
-      admin,
-      alerts,
-      reviews,
-    });
-    const teams = createTeamsPlatform({
-      config,
-      db: database.db,
-      clock: systemClock,
-      log,
-      activations,
-      admin,
-      alerts,
-      reviews,
-    });
+    const surface = { config, db: database.db, clock: systemClock, log, activations, admin, alerts, reviews };
+    const slack = slackChatOn(config)
+      ? (await import('./chat/slack/slack-platform.ts')).createSlackPlatform(surface)
+      : undefined;
+    const teams = teamsChatOn(config)
+      ? (await import('./chat/teams/teams-platform.ts')).createTeamsPlatform(surface)
+      : undefined;
     const platforms = [slack, teams].filter((p) => p !== undefined);
     const routes: Route[] = platforms.flatMap((p) => p.routes);
     const stepUp = stepUpSettings(config);

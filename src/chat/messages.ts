@@ -604,10 +604,14 @@ export function notificationMessage(
       return plainMessage(
         `Admin alert: granting *${role}*${view ? ` to ${view.principal.email}` : ''} failed: ${error}`,
       );
-    case 'revoke_failing':
+    case 'revoke_failing': {
+      // One notice for a batch whose revokes failed alike: the first activation and how many more.
+      const others = typeof data.others === 'number' ? data.others : 0;
+      const more = others > 0 ? ` and ${others} other${others === 1 ? '' : 's'}` : '';
       return plainMessage(
-        `Admin alert: revoking *${role}*${view ? ` from ${view.principal.email}` : ''} keeps failing: ${error}. Elevate retries.`,
+        `Admin alert: revoking *${role}*${view ? ` from ${view.principal.email}${more}` : ''} keeps failing: ${error}. Elevate retries.`,
       );
+    }
     case 'extend_failed':
       return plainMessage(
         `Admin alert: the target system did not take the new end of *${role}*${view ? ` for ${view.principal.email}` : ''}: ${error}`,

@@ -1,5 +1,5 @@
-import type { Db } from '../db/client.ts';
-import { and, desc, eq, gte, inArray, isNull, ne } from '../db/drizzle.ts';
+import type { Db, Tx } from '../db/client.ts';
+import { and, desc, eq, gte, idIn, inArray, isNull, ne } from '../db/drizzle.ts';
 import { conflict, notFound } from '../errors.ts';
 import { type ActivationStatus, activations, decisions, OPEN_STATUSES } from './activation.sql.ts';
 import { principals } from './principal.sql.ts';
@@ -65,8 +65,47 @@ export async function transitionAll(
   return tx
     .update(activations)
     .set({ ...changes, status: to })
-    .where(and(inArray(activations.id, ids), inArray(activations.status, from)))
+    .where(and(idIn(activations.id, ids), inArray(activations.status, from)))
     .returning();
+}
+
+/** `transitionAll` returning only the ids of the rows that moved (nothing to read back). */
+export async function transitionIds(
+  tx: Db,
+  ids: readonly string[],
+  from: readonly ActivationStatus[],
+  to: ActivationStatus,
+  changes: ActivationChanges & { updatedAt: Date },
+): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const rows = await tx
+    .update(activations)
+    .set({ ...changes, status: to })
+    .where(and(idIn(activations.id, ids), inArray(activations.status, from)))
+    .returning({ id: activations.id });
+  return new Set(rows.map((row) => row.id));
+}
+
+/**
+ * `transitionAll` for rows this transaction read under its row lock (FOR UPDATE): what they are
+ * now is what was read with the changes applied, so nothing is read back (a batch of the loop
+ * would otherwise map a thousand whole rows again). Returns those rows, for the reads that moved.
+ */
+export async function transitionLocked(
+  tx: Tx,
+  reads: readonly Activation[],
+  from: readonly ActivationStatus[],
+  to: ActivationStatus,
+  changes: ActivationChanges & { updatedAt: Date },
+): Promise<Activation[]> {
+  const moved = await transitionIds(
+    tx,
+    reads.map((read) => read.id),
+    from,
+    to,
+    changes,
+  );
+  return reads.filter((read) => moved.has(read.id)).map((read) => ({ ...read, ...changes, status: to }));
 }
 
 /**
@@ -91,7 +130,7 @@ export async function renewLeases(db: Db, reads: readonly Activation[], until: D
       .set({ nextAttemptAt: until })
       .where(
         and(
-          inArray(
+          idIn(
             activations.id,
             group.map((read) => read.id),
           ),

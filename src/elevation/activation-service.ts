@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Clock } from '../clock.ts';
 import type { Db, Tx } from '../db/client.ts';
-import { and, eq, gt, inArray, isNull, lte, ne, or, type SQL } from '../db/drizzle.ts';
+import { and, eq, gt, idIn, isNotNull, isNull, lte, ne, or, type SQL } from '../db/drizzle.ts';
 import { conflict, forbidden, invalid } from '../errors.ts';
 import { GrantError, type GrantProvider, type GrantTarget } from '../grants/grant-provider.ts';
 import type { ProviderRegistry } from '../grants/registry.ts';
@@ -16,7 +16,8 @@ import {
   listDecisions,
   renewLeases,
   transition,
-  transitionAll,
+  transitionIds,
+  transitionLocked,
 } from './activation-repository.ts';
 import { type Actor, SYSTEM } from './actor.ts';
 import { MINUTE_MS } from './duration.ts';
@@ -201,19 +202,28 @@ export function createActivationService(deps: ActivationDeps) {
         .for('update', { skipLocked: true });
       if (claimed.length === 0) return [];
       const rows = await tx
-        .select({ activation: activations, role: roles, principal: principals })
+        .select({ activation: activations, principal: principals })
         .from(activations)
-        .innerJoin(roles, eq(roles.id, activations.roleId))
         .innerJoin(principals, eq(principals.id, activations.principalId))
         .where(
-          inArray(
+          idIn(
             activations.id,
             claimed.map((c) => c.id),
           ),
         )
         .orderBy(activations[due]);
+      // A batch has few roles (often one): each is read once and shared by its rows.
+      const roleIds = [...new Set(rows.map((row) => row.activation.roleId))];
+      const byId = new Map(
+        (await tx.select().from(roles).where(idIn(roles.id, roleIds))).map((r) => [r.id, r]),
+      );
+      const views = rows.map(({ activation, principal }) => {
+        const role = byId.get(activation.roleId);
+        if (!role) throw new Error(`activation ${activation.id} has no role`);
+        return { activation, role, principal };
+      });
       // Only rows this replica really moved are settled (the updates are conditional, as always).
-      return step(tx, rows, now);
+      return step(tx, views, now);
     });
   }
 
@@ -764,7 +774,7 @@ export function createActivationService(deps: ActivationDeps) {
       const started = await claimDue('approved', 'startAt', limit, async (tx, due, now) => {
         const moved = movedViews(
           due,
-          await transitionAll(tx, idsOf(due), ['approved'], 'activating', {
+          await transitionLocked(tx, rowsOf(due), ['approved'], 'activating', {
             nextAttemptAt: new Date(now.getTime() + leaseMs),
             updatedAt: now,
           }),
@@ -782,7 +792,7 @@ export function createActivationService(deps: ActivationDeps) {
         );
         return moved;
       });
-      await settleAll(started);
+      await settleAll(started, { claimed: true });
       return started.length;
     },
 
@@ -808,8 +818,29 @@ export function createActivationService(deps: ActivationDeps) {
           })),
         lte(activations.endAt, clock()),
       );
-      await settleAll(expired);
+      await settleAll(expired, { claimed: true });
       return expired.length;
+    },
+
+    /**
+     * Loop: milliseconds until the next running activation or assignment ends (by this service's
+     * clock; 0 or less: one is due), or null when none has an end. The loop sleeps until then.
+     */
+    async untilNextEnd(): Promise<number | null> {
+      // As in expireDue, an active row's next_attempt_at is its end: the first entry of the index.
+      const [next] = await db
+        .select({ at: activations.nextAttemptAt })
+        .from(activations)
+        .where(
+          and(
+            eq(activations.status, 'active'),
+            ne(activations.kind, 'extension'),
+            isNotNull(activations.nextAttemptAt),
+          ),
+        )
+        .orderBy(activations.nextAttemptAt)
+        .limit(1);
+      return next?.at ? next.at.getTime() - clock().getTime() : null;
     },
 
     /** Loop: grants and revokes whose retry time (or in-flight lease, after a crash) has come are tried again. */
@@ -819,14 +850,14 @@ export function createActivationService(deps: ActivationDeps) {
         async (tx, due, now) =>
           movedViews(
             due,
-            await transitionAll(tx, idsOf(due), [status], status, {
+            await transitionLocked(tx, rowsOf(due), [status], status, {
               nextAttemptAt: new Date(now.getTime() + leaseMs),
               updatedAt: now,
             }),
           );
       const granting = await claimDue('activating', 'nextAttemptAt', limit, lease('activating'));
       const revoking = await claimDue('revoking', 'nextAttemptAt', limit, lease('revoking'));
-      await settleAll([...granting, ...revoking]);
+      await settleAll([...granting, ...revoking], { claimed: true });
       return granting.length + revoking.length;
     },
 
@@ -863,9 +894,9 @@ export function createActivationService(deps: ActivationDeps) {
   }
 
   /**
-   * active → revoking for many activations: one conditional update per distinct reason (a batch
-   * of the loop has one or two), then their audit events together. Returns the views that moved;
-   * the provider calls follow after commit (settleAll).
+   * active → revoking for many activations, read under this transaction's row lock: one
+   * conditional update per distinct reason (a batch of the loop has one or two), then their audit
+   * events together. Returns the views that moved; the provider calls follow after commit (settleAll).
    */
   async function startRevokes(
     tx: Tx,
@@ -881,8 +912,8 @@ export function createActivationService(deps: ActivationDeps) {
     const described = views.map((view) => ({ view, ...describe(view) }));
     const moved = new Map<string, Activation>();
     for (const reason of new Set(described.map((d) => d.reason))) {
-      const ids = described.filter((d) => d.reason === reason).map((d) => d.view.activation.id);
-      const rows = await transitionAll(tx, ids, ['active'], 'revoking', {
+      const reads = described.filter((d) => d.reason === reason).map((d) => d.view.activation);
+      const rows = await transitionLocked(tx, reads, ['active'], 'revoking', {
         endReason: reason,
         attempts: 0,
         nextAttemptAt: new Date(now.getTime() + leaseMs),
@@ -1112,8 +1143,10 @@ export function createActivationService(deps: ActivationDeps) {
    * at most SETTLE_CONCURRENCY provider calls at a time, then records every outcome in one short
    * transaction. Safe to repeat and to race (providers are idempotent; the transitions are
    * conditional), so the request path, the loop's batches and the loop after a crash all call it.
+   * `claimed`: the loop's batches, whose rows this very call chain has just leased in its claim
+   * (claimDue), so nobody else can hold them before that lease runs out.
    */
-  async function settleAll(views: ActivationView[]): Promise<void> {
+  async function settleAll(views: ActivationView[], options: { claimed?: boolean } = {}): Promise<void> {
     // An extension in flight tells the target a new end; it has its own, rarer path.
     for (const view of views) if (view.activation.kind === 'extension') await settleExtension(view);
     const inFlight = views.filter((view) => view.activation.kind !== 'extension' && isInFlight(view));
@@ -1125,17 +1158,28 @@ export function createActivationService(deps: ActivationDeps) {
     // The lease runs from the provider calls, not from the claim: SETTLE_CONCURRENCY rows at a
     // time are renewed just before their calls if they still carry the lease read here; a row
     // another replica took over meanwhile (a long batch outlasted the lease) is left to it, so
-    // one replica calls, not two.
+    // one replica calls, not two. A row of the loop's own claim whose lease has at least
+    // FRESH_LEASE of its length ahead needs no renewal (nobody else may take it before it runs
+    // out, and the call still has nearly the whole lease): a burst's batch is called with no
+    // statement between its chunks, where renewing cost one more update of every row.
     const outcomes: ProviderOutcome[] = [];
     for (let i = 0; i < inFlight.length; i += SETTLE_CONCURRENCY) {
       const chunk = inFlight.slice(i, i + SETTLE_CONCURRENCY);
-      const held = await renewLeases(
-        db,
-        chunk.map((view) => view.activation),
-        new Date(clock().getTime() + leaseMs),
-      );
+      const now = clock().getTime();
+      const fresh = (view: ActivationView) =>
+        options.claimed === true &&
+        (view.activation.nextAttemptAt?.getTime() ?? 0) - now >= leaseMs * FRESH_LEASE;
+      const stale = chunk.filter((view) => !fresh(view));
+      const held =
+        stale.length === 0
+          ? undefined
+          : await renewLeases(
+              db,
+              stale.map((view) => view.activation),
+              new Date(now + leaseMs),
+            );
       const calls = chunk
-        .filter((view) => held.has(view.activation.id))
+        .filter((view) => fresh(view) || held?.has(view.activation.id))
         .map((view) => callProvider(view, identities.get(view.principal.id) ?? []));
       outcomes.push(...(await Promise.all(calls)));
     }
@@ -1201,13 +1245,12 @@ export function createActivationService(deps: ActivationDeps) {
       return admins;
     };
     const confirmed = outcomes.filter((o) => o.view.activation.status === 'revoking' && !o.failure);
-    const ended = await transitionAll(tx, idsOf(confirmed.map((o) => o.view)), ['revoking'], 'ended', {
+    const endedIds = await transitionIds(tx, idsOf(confirmed.map((o) => o.view)), ['revoking'], 'ended', {
       endedAt: now,
       lastError: null,
       nextAttemptAt: null,
       updatedAt: now,
     });
-    const endedIds = new Set(ended.map((row) => row.id));
     const changes: Change[] = [];
     for (const { view, call } of confirmed) {
       if (!endedIds.has(view.activation.id)) continue; // another replica finished it first
@@ -1223,13 +1266,32 @@ export function createActivationService(deps: ActivationDeps) {
         }),
       );
     }
+    // Revokes failing for the first time, by role and error: a target that is down fails a whole
+    // batch, and the admins hear of it in one notice per role, not one per activation.
+    const firstFailures = new Map<string, Change[]>();
     for (const outcome of outcomes) {
       const { view, failure } = outcome;
-      const change =
-        view.activation.status === 'activating'
-          ? await finishGrant(tx, outcome, now, adminsOnce)
-          : failure && (await failRevoke(tx, view, failure, now, outcome.call, adminsOnce));
-      if (change) changes.push(change);
+      if (view.activation.status === 'activating') {
+        const change = await finishGrant(tx, outcome, now, adminsOnce);
+        if (change) changes.push(change);
+        continue;
+      }
+      const change = failure && (await failRevoke(tx, view, failure, now, outcome.call));
+      if (!change) continue;
+      changes.push(change);
+      if (view.activation.attempts > 0) continue; // told at its first failure already
+      const key = `${view.role.name}\n${failure.message}`;
+      firstFailures.set(key, [...(firstFailures.get(key) ?? []), change]);
+    }
+    for (const [first, ...others] of firstFailures.values()) {
+      if (!first) continue;
+      const { role, reason, error } = first.data as { role: string; reason: string; error: string };
+      const data = { role, reason, error, ...(others.length > 0 ? { others: others.length } : {}) };
+      first.notify = (await adminsOnce()).map((admin) => ({
+        recipientId: admin.id,
+        kind: 'revoke_failing',
+        data,
+      }));
     }
     await recordChanges(tx, changes);
   }
@@ -1328,7 +1390,7 @@ export function createActivationService(deps: ActivationDeps) {
 
   /**
    * A failed revoke. A role is never reported revoked until the provider confirms: stay
-   * `revoking`, retry with backoff, and alert the admins on the first failure.
+   * `revoking` and retry with backoff (finishAll tells the admins of a first failure).
    */
   async function failRevoke(
     tx: Tx,
@@ -1336,7 +1398,6 @@ export function createActivationService(deps: ActivationDeps) {
     failure: GrantError,
     now: Date,
     facts: ProviderCallFacts,
-    admins: () => Promise<Principal[]>,
   ): Promise<Change | undefined> {
     const a = view.activation;
     const data = { role: view.role.name, reason: a.endReason ?? 'ended' };
@@ -1353,11 +1414,6 @@ export function createActivationService(deps: ActivationDeps) {
       action: `${a.kind}.revoke_failing`,
       at: now,
       data: { ...data, ...facts, error: failure.message, attempts },
-      notify: (attempts === 1 ? await admins() : []).map((admin) => ({
-        recipientId: admin.id,
-        kind: 'revoke_failing',
-        data: { ...data, error: failure.message },
-      })),
     });
   }
 }
@@ -1371,6 +1427,12 @@ const nextDelayMs = (attempts: number, failure: GrantError) =>
  * of thousands goes out a few dozen at a time.
  */
 export const SETTLE_CONCURRENCY = 32;
+
+/**
+ * The share of the in-flight lease a claimed row must still have ahead of it to be called
+ * without renewing: every provider call starts with at least 90 % of ELEVATE_IN_FLIGHT_LEASE.
+ */
+const FRESH_LEASE = 0.9;
 
 /** One provider call's outcome, as the transaction after the calls records it. */
 interface ProviderOutcome {
@@ -1395,6 +1457,7 @@ const eachRow =
   };
 
 const idsOf = (views: ActivationView[]) => views.map((v) => v.activation.id);
+const rowsOf = (views: ActivationView[]) => views.map((v) => v.activation);
 
 /** `views` that a batch transition moved, with their new rows, in the order of `views`. */
 function movedViews(views: ActivationView[], rows: Activation[]): ActivationView[] {

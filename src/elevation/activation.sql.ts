@@ -92,6 +92,11 @@ export const activations = pgTable(
       .where(sql`kind = 'extension' and status = 'pending_approval'`),
     index().on(t.status, t.nextAttemptAt),
     index().on(t.principalId, t.status),
+    // The expiry warning's claim, every second: only running activations not yet warned, so it
+    // stays small however many run or have ended (queries name the predicate literally to use it).
+    index('activations_unwarned_end')
+      .on(t.endAt)
+      .where(sql`status = 'active' and kind = 'activation' and expiry_warned_at is null`),
   ],
 );
 

@@ -27,7 +27,11 @@ export interface AdminContext {
   actor: Actor;
   now: Date;
   providers: ProviderRegistry;
+  /** The in-flight lease of the grants and revokes an operation starts (ELEVATE_IN_FLIGHT_LEASE; default IN_FLIGHT_LEASE_MS). */
+  leaseMs?: number;
 }
+
+const leaseOf = (ctx: AdminContext) => ctx.leaseMs ?? IN_FLIGHT_LEASE_MS;
 
 /**
  * What an operation changed, as diff lines (`+ role x`, `~ role x: maxDuration 8h → 2h`,
@@ -381,8 +385,7 @@ export async function assignActive(ctx: AdminContext, input: AssignmentInput): P
       ...wanted,
       justification,
       requestedBy: ctx.actor.label,
-      nextAttemptAt:
-        status === 'approved' ? wanted.startAt : new Date(ctx.now.getTime() + IN_FLIGHT_LEASE_MS),
+      nextAttemptAt: status === 'approved' ? wanted.startAt : new Date(ctx.now.getTime() + leaseOf(ctx)),
       createdAt: ctx.now,
       updatedAt: ctx.now,
     },
@@ -416,7 +419,7 @@ export async function removeActive(
       ? await transition(ctx.tx, open.id, ['active'], 'revoking', {
           endReason: reason,
           attempts: 0,
-          nextAttemptAt: new Date(ctx.now.getTime() + IN_FLIGHT_LEASE_MS),
+          nextAttemptAt: new Date(ctx.now.getTime() + leaseOf(ctx)),
           updatedAt: ctx.now,
         })
       : await transition(ctx.tx, open.id, ['approved'], 'cancelled', {
@@ -517,6 +520,8 @@ export function createAdminService(deps: {
   clock: Clock;
   /** Finishes a grant/revoke after commit (the activation service's `settle`). */
   settle: (activationId: string) => Promise<unknown>;
+  /** ELEVATE_IN_FLIGHT_LEASE, as the activation service has it (default IN_FLIGHT_LEASE_MS). */
+  inFlightLeaseMs?: number;
 }) {
   /** Runs `work` in one transaction, then settles every grant/revoke it started. */
   async function batch<T>(
@@ -525,7 +530,7 @@ export function createAdminService(deps: {
     settleIds?: (result: T) => string[],
   ) {
     const result = await deps.db.transaction((tx) =>
-      work({ tx, actor, now: deps.clock(), providers: deps.providers }),
+      work({ tx, actor, now: deps.clock(), providers: deps.providers, leaseMs: deps.inFlightLeaseMs }),
     );
     for (const id of settleIds?.(result) ?? []) await deps.settle(id);
     return result;

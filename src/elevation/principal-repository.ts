@@ -1,5 +1,5 @@
 import type { Db } from '../db/client.ts';
-import { and, eq, inArray, sql } from '../db/drizzle.ts';
+import { and, eq, idIn, inArray, sql } from '../db/drizzle.ts';
 import { invalid } from '../errors.ts';
 import { chatIdentities, principals } from './principal.sql.ts';
 
@@ -42,7 +42,8 @@ export async function principalsByIds(db: Db, ids: string[]): Promise<Principal[
 
 /** The bot admins: they approve when a role names no approvers, and they are alerted. */
 export async function listAdmins(db: Db): Promise<Principal[]> {
-  return db.select().from(principals).where(eq(principals.isAdmin, true));
+  // `is_admin` itself, not `= $1`: the partial index principals_admins then serves it.
+  return db.select().from(principals).where(sql`${principals.isAdmin}`);
 }
 
 /** A principal's chat identities (Slack user per workspace, Teams AAD object per tenant). */
@@ -97,7 +98,7 @@ export async function chatIdentitiesOf(db: Db, principalIds: readonly string[]) 
       externalId: chatIdentities.externalId,
     })
     .from(chatIdentities)
-    .where(inArray(chatIdentities.principalId, [...new Set(principalIds)]));
+    .where(idIn(chatIdentities.principalId, [...new Set(principalIds)]));
   for (const { principalId, ...identity } of rows) {
     byPrincipal.set(principalId, [...(byPrincipal.get(principalId) ?? []), identity]);
   }

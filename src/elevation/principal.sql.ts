@@ -1,15 +1,20 @@
-import { boolean, jsonb, pgTable, primaryKey, text, timestamp, uuid } from '../db/drizzle.ts';
+import { boolean, index, jsonb, pgTable, primaryKey, sql, text, timestamp, uuid } from '../db/drizzle.ts';
 
 /** A person, keyed by lower-cased email; the same principal behind every chat identity. */
-export const principals = pgTable('principals', {
-  id: uuid().primaryKey().defaultRandom(),
-  email: text().notNull().unique(),
-  displayName: text(),
-  isAdmin: boolean().notNull().default(false),
-  /** Account names per grant provider type where they differ from the email (policy `principals`). */
-  accounts: jsonb().$type<Record<string, string>>().notNull().default({}),
-  createdAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
-});
+export const principals = pgTable(
+  'principals',
+  {
+    id: uuid().primaryKey().defaultRandom(),
+    email: text().notNull().unique(),
+    displayName: text(),
+    isAdmin: boolean().notNull().default(false),
+    /** Account names per grant provider type where they differ from the email (policy `principals`). */
+    accounts: jsonb().$type<Record<string, string>>().notNull().default({}),
+    createdAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
+  },
+  // The admins are read on every request that needs approvers and by the loop: a few among many.
+  (t) => [index('principals_admins').on(t.id).where(sql`is_admin`)],
+);
 
 /** A chat account linked to a principal: Slack user per workspace, Teams AAD object per tenant. */
 export const chatIdentities = pgTable(

@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.ts';
 import type { Db, Tx } from '../db/client.ts';
-import { and, eq, gt, isNotNull, isNull, lt, lte, or } from '../db/drizzle.ts';
+import { and, eq, gt, isNotNull, isNull, lt, lte, or, sql } from '../db/drizzle.ts';
 import { activations } from './activation.sql.ts';
 import { SYSTEM } from './actor.ts';
 import { MINUTE_MS } from './duration.ts';
@@ -63,14 +63,14 @@ export function createReminderService(deps: { db: Db; clock: Clock; settings: Re
           .innerJoin(roles, eq(roles.id, activations.roleId))
           .where(
             and(
-              eq(activations.status, 'active'),
-              eq(activations.kind, 'activation'),
-              isNull(activations.expiryWarnedAt),
-              isNotNull(activations.endAt),
+              // Literally the predicate of the index activations_unwarned_end (a bound parameter
+              // would not prove it): this runs every second, whatever the number of activations.
+              sql`${activations.status} = 'active' and ${activations.kind} = 'activation' and ${activations.expiryWarnedAt} is null`,
               lte(activations.endAt, soon),
               gt(activations.endAt, now),
             ),
           )
+          .orderBy(activations.endAt)
           .limit(limit)
           .for('update', { of: activations, skipLocked: true });
         for (const a of due) {
@@ -109,6 +109,7 @@ export function createReminderService(deps: { db: Db; clock: Clock; settings: Re
           )
           .limit(limit)
           .for('update', { of: activations, skipLocked: true });
+        if (due.length === 0) return 0;
         const admins = (await listAdmins(tx)).map((a) => a.id);
         for (const { activation: a, role } of due) {
           await tx

@@ -1,4 +1,4 @@
-import { index, integer, jsonb, pgTable, text, timestamp, unique, uuid } from '../db/drizzle.ts';
+import { index, integer, jsonb, pgTable, sql, text, timestamp, unique, uuid } from '../db/drizzle.ts';
 import { principals } from './principal.sql.ts';
 import type { RoleSettings } from './role-settings.ts';
 
@@ -35,5 +35,10 @@ export const eligibilities = pgTable(
     createdBy: text().notNull(),
     createdAt: timestamp({ withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [unique().on(t.principalId, t.roleId), index().on(t.roleId)],
+  (t) => [
+    unique().on(t.principalId, t.roleId),
+    index().on(t.roleId),
+    // The loop's warnings and expiry look for ends every second: eligibilities that end, by end.
+    index('eligibilities_end').on(t.endAt).where(sql`end_at is not null`),
+  ],
 );

@@ -18,6 +18,13 @@ const REVOKE_BATCH = 1_000;
 const REVOKE_WORKERS = 2;
 /** A run's safety stop: never one endless run, whatever a job reports. */
 const MAX_BATCHES_PER_RUN = 1_000;
+/** The lifecycle schedule's tick (SCHEDULES.lifecycle: every second, on the second). */
+const TICK_MS = 1_000;
+/**
+ * A revoke run waiting for the next end sleeps at least this long, so activations ending one
+ * after another are claimed a few at a time, not one by one.
+ */
+const MIN_WAKE_MS = 50;
 
 /**
  * The activation lifecycle's jobs (and the notices around it): each claims its due rows (SKIP
@@ -34,10 +41,7 @@ export function lifecycleJobs(activations: ActivationService, reminders: Reminde
       name: 'start-scheduled',
       run: (stopping) => untilDone((n) => activations.startDue(n), stopping, BATCH),
     },
-    {
-      name: 'revoke-expired',
-      run: (stopping) => untilDone((n) => activations.expireDue(n), stopping, REVOKE_BATCH, REVOKE_WORKERS),
-    },
+    { name: 'revoke-expired', run: (stopping) => revokeExpired(activations, stopping) },
     {
       name: 'retry-grants-and-revokes',
       run: (stopping) => untilDone((n) => activations.retryDue(n), stopping, BATCH),
@@ -47,6 +51,36 @@ export function lifecycleJobs(activations: ActivationService, reminders: Reminde
       run: (stopping) => untilDone((n) => activations.timeOutDue(n), stopping, BATCH),
     },
   ];
+}
+
+/**
+ * Revokes what has ended, batch after batch, and then, when the next activation ends before the
+ * next tick, sleeps until it does and goes on: an end is not left waiting for the tick (up to a
+ * second of lag), and the run hands over to the tick after that. Returns how many were revoked.
+ */
+export async function revokeExpired(activations: ActivationService, stopping: AbortSignal): Promise<number> {
+  let done = 0;
+  for (;;) {
+    done += await untilDone((n) => activations.expireDue(n), stopping, REVOKE_BATCH, REVOKE_WORKERS);
+    if (stopping.aborted) return done;
+    const untilEnd = await activations.untilNextEnd();
+    const untilTick = TICK_MS - (Date.now() % TICK_MS);
+    if (untilEnd === null || untilEnd >= untilTick) return done;
+    await sleep(Math.max(untilEnd, MIN_WAKE_MS), stopping);
+  }
+}
+
+/** Resolves after `ms`, or at once when `stopping` aborts. */
+function sleep(ms: number, stopping: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      stopping.removeEventListener('abort', done);
+      resolve();
+    }
+    stopping.addEventListener('abort', done, { once: true });
+  });
 }
 
 /**

@@ -135,6 +135,40 @@ test('a provider failing for some rows of a batch leaves those revoking with a r
   expect(await verifyAudit(database.db)).toMatchObject({ ok: true });
 });
 
+test('a target that is down for a whole batch: the admins get one notice per role and error, then none while it is retried', async () => {
+  const { core, ids } = await running(5);
+  const admins = ['ana', 'bo'].map((name) => `${name}${n}@example.com`);
+  await core.admin.setAdmins(core.cli, admins);
+  core.advance(31);
+  const down = () => new Error('connect ECONNREFUSED');
+  core.recording.failWith(down(), down(), down(), down(), down());
+  expect(await core.activations.expireDue(100)).toBe(5);
+  const notices = async () =>
+    database.db
+      .select({ recipient: notifications.recipientId, data: notifications.data })
+      .from(notifications)
+      .where(and(eq(notifications.kind, 'revoke_failing'), inArray(notifications.activationId, ids)));
+  const first = await notices();
+  expect(first).toHaveLength(admins.length);
+  for (const notice of first) {
+    expect(notice.data).toMatchObject({ error: 'connect ECONNREFUSED', reason: 'expired', others: 4 });
+  }
+  // Each activation still has its own audit event for the failure.
+  const failing = await database.db
+    .select({ id: auditEvents.subjectId })
+    .from(auditEvents)
+    .where(and(eq(auditEvents.action, 'activation.revoke_failing'), inArray(auditEvents.subjectId, ids)));
+  expect(failing.map((e) => e.id).sort()).toEqual([...ids].sort());
+
+  core.recording.failWith(down(), down(), down(), down(), down());
+  core.advance(1);
+  expect(await core.activations.retryDue()).toBe(5);
+  expect(await notices()).toHaveLength(admins.length);
+  core.advance(5);
+  expect(await core.activations.retryDue()).toBe(5);
+  expect((await tally(core, ids)).ended.sort()).toEqual([...ids].sort());
+});
+
 test('a replica that stops while its batch is at the provider leaves it revoking; after the lease another finishes it once', async () => {
   const { core, ids } = await running(8);
   core.advance(31);

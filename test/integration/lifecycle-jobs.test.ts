@@ -4,9 +4,11 @@ import { auditEvents } from '../../src/audit/audit.sql.ts';
 import { and, eq, inArray } from '../../src/db/drizzle.ts';
 import { activations } from '../../src/elevation/activation.sql.ts';
 import { createActivationService, SETTLE_CONCURRENCY } from '../../src/elevation/activation-service.ts';
+import { createAdminService } from '../../src/elevation/admin-service.ts';
 import { notifications } from '../../src/elevation/notification.sql.ts';
 import type { GrantProvider } from '../../src/grants/grant-provider.ts';
 import { createProviderRegistry, PROVIDERS } from '../../src/grants/registry.ts';
+import { revokeExpired } from '../../src/jobs/lifecycle-jobs.ts';
 import { createCore } from '../support/core.ts';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
 
@@ -118,6 +120,32 @@ test('a request nobody decides times out, and requester and approvers are told',
   expect(told.map((t) => t.kind).sort()).toEqual(['activation_timed_out', 'request_decided']);
 });
 
+test("an admin's assignment and its removal hold their grant and revoke for the configured in-flight lease", async () => {
+  const { core, role } = await scene();
+  const leaseMs = 7_000;
+  // Settling is left to the loop here: what a crash right after the commit would leave behind.
+  const admin = createAdminService({
+    db: database.db,
+    providers: core.providers,
+    clock: core.clock,
+    settle: async () => {},
+    inFlightLeaseMs: leaseMs,
+  });
+  const email = `assigned${n}@example.com`;
+  const until = new Date(core.clock().getTime() + 86_400_000);
+  await admin.assignActive(core.cli, { email, roleName: role, endAt: until });
+  const principalId = (await core.person(email)).principalId ?? '';
+  const [granting] = await core.activations.list({ principalId });
+  expect(granting?.activation).toMatchObject({ kind: 'assignment', status: 'activating' });
+  expect(granting?.activation.nextAttemptAt?.getTime()).toBe(core.clock().getTime() + leaseMs);
+
+  await core.activations.settle(granting?.activation.id ?? '');
+  await admin.removeActive(core.cli, { email, roleName: role });
+  const [revoking] = await core.activations.list({ principalId });
+  expect(revoking?.activation.status).toBe('revoking');
+  expect(revoking?.activation.nextAttemptAt?.getTime()).toBe(core.clock().getTime() + leaseMs);
+});
+
 // On PostgreSQL this is real concurrency between connections; on PGlite they take turns.
 test('three replicas expiring the same 60 activations revoke each exactly once', async () => {
   const { core, role } = await scene({ maxDuration: 60 });
@@ -222,3 +250,30 @@ test('a replica whose batch outlasted the lease leaves rows another replica took
     .where(and(eq(auditEvents.action, 'activation.ended'), inArray(auditEvents.subjectId, ids)));
   expect(ended).toHaveLength(count);
 }, 60_000);
+
+// Real time: the run sleeps on the real clock. Last in this file: the real-clock service also
+// revokes what earlier tests left running (their ends, on the test clock, lie in the real past).
+test('a revoke run that finds the next end before the next tick sleeps until it and revokes it then', async () => {
+  const { core, role, requester } = await scene();
+  const view = await core.activations.requestActivation({ actor: requester, roleName: role });
+  const service = createActivationService({
+    db: database.db,
+    providers: core.providers,
+    clock: () => new Date(),
+  });
+  // Just after a tick, an end 400 ms ahead: before the next tick.
+  await new Promise((resolve) => setTimeout(resolve, 1_000 - (Date.now() % 1_000) + 10));
+  const end = new Date(Date.now() + 400);
+  await database.db
+    .update(activations)
+    .set({ endAt: end, nextAttemptAt: end })
+    .where(eq(activations.id, view.activation.id));
+  await revokeExpired(service, new AbortController().signal);
+  const [after] = await database.db.select().from(activations).where(eq(activations.id, view.activation.id));
+  expect(after?.status).toBe('ended');
+  const revoke = core.recording.calls.find(
+    (c) => c.op === 'revoke' && c.target.activationId === view.activation.id,
+  );
+  expect(revoke).toBeDefined();
+  expect(after?.endedAt?.getTime()).toBeGreaterThanOrEqual(end.getTime()); // never before its end
+}, 30_000);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { Config } from '../../config.ts';
 
 /**
  * The Slack chat platform's own variables (SLACK_BOT_TOKEN and SLACK_API_URL are shared with the
@@ -14,3 +15,7 @@ export const slackChatEnv = z.object({
     .regex(/^xapp-\S+$/, 'expected an app-level token (xapp-…)')
     .optional(),
 });
+
+/** Whether Slack is on: the bot token and a way in (signing secret for HTTP, app token for Socket Mode). */
+export const slackChatOn = (config: Config): boolean =>
+  Boolean(config.SLACK_BOT_TOKEN && (config.SLACK_SIGNING_SECRET || config.SLACK_APP_TOKEN));

@@ -12,6 +12,7 @@ import { registerRequesterListeners } from './requester-listeners.ts';
 import { registerReviewListeners } from './review-listeners.ts';
 import type { SlackContext } from './slack-context.ts';
 import { createSlackDelivery } from './slack-delivery.ts';
+import { slackChatOn } from './slack-env.ts';
 import { createSlackIdentity } from './slack-identity.ts';
 
 /** Slack's replay window; Bolt refuses older timestamps, we refuse ones this far in the future. */
@@ -35,7 +36,7 @@ export function createSlackPlatform(
 ): SlackPlatform | undefined {
   const { config } = deps;
   const token = config.SLACK_BOT_TOKEN;
-  if (!token || (!config.SLACK_SIGNING_SECRET && !config.SLACK_APP_TOKEN)) return undefined;
+  if (!token || !slackChatOn(config)) return undefined;
   const log = deps.log.child({ platform: 'slack' });
   // A fresh object: Socket Mode writes its own retry settings into the one it gets. 429s are not
   // waited out inside the client: the outbox reschedules by Retry-After, a click answers at once.

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { Config } from '../../config.ts';
 
 /** The public cloud's endpoints; a sovereign cloud (or a local stand-in) overrides them. */
 export const TEAMS_PUBLIC = {
@@ -56,3 +57,10 @@ export function teamsEnvProblems(env: TeamsEnv & { NODE_ENV: string }): { name: 
   }
   return problems;
 }
+
+/** Whether Teams is on: all three credentials, or unauthenticated development mode. */
+export const teamsChatOn = (config: Config): boolean =>
+  Boolean(
+    (config.TEAMS_CLIENT_ID && config.TEAMS_CLIENT_SECRET && config.TEAMS_TENANT_ID) ||
+      config.TEAMS_ALLOW_UNAUTHENTICATED,
+  );

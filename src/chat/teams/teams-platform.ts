@@ -10,6 +10,7 @@ import { createConnector } from './connector.ts';
 import { createRateLimiter } from './rate-limit.ts';
 import type { IncomingActivity, TeamsContext } from './teams-context.ts';
 import { createTeamsDelivery } from './teams-delivery.ts';
+import { teamsChatOn } from './teams-env.ts';
 import { createTeamsHandlers } from './teams-handlers.ts';
 import { createTeamsIdentity } from './teams-identity.ts';
 import { createTokenSource } from './teams-token.ts';
@@ -31,7 +32,7 @@ export function createTeamsPlatform(deps: SurfaceDeps): ChatSurface | undefined 
   const clientSecret = config.TEAMS_CLIENT_SECRET;
   const tenantId = config.TEAMS_TENANT_ID;
   const credentials = clientId && clientSecret && tenantId ? { clientId, clientSecret, tenantId } : undefined;
-  if (!credentials && !config.TEAMS_ALLOW_UNAUTHENTICATED) return undefined;
+  if (!teamsChatOn(config)) return undefined;
   const log = deps.log.child({ platform: 'teams' });
 
   const token = credentials
