@@ -1,11 +1,9 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
-
-const BIN = new URL('../../bin/elevate.js', import.meta.url).pathname;
+import { runElevateCli } from '../support/elevate-process.ts';
 
 // As in cli.test.ts: on PostgreSQL a database of this file's own, on PGlite a data directory
 // that only the child processes open.
@@ -14,24 +12,7 @@ let dir: string;
 let dbEnv: Record<string, string>;
 
 /** Runs `elevate args…` as a child process with a clean environment. */
-function elevate(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { PATH: process.env.PATH ?? '', HOME: dir, NODE_ENV: 'test', ...dbEnv },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const elevate = (args: string[]) => runElevateCli(dbEnv, dir, args);
 
 const POLICY = `admins: [ana@example.com]
 roles:

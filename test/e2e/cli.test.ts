@@ -1,17 +1,9 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { openTestDatabase, type TestDatabase } from '../support/db.ts';
-
-const BIN = new URL('../../bin/elevate.js', import.meta.url).pathname;
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+import { runElevateCli } from '../support/elevate-process.ts';
 
 // The child gets only the database it should use: on PostgreSQL a database of this file's own
 // (the test process keeps a connection to it), on PGlite a fresh data directory that the test
@@ -21,24 +13,8 @@ let dir: string;
 let dbEnv: Record<string, string>;
 
 /** Runs `elevate args…` as a child process with a clean environment plus `env`. */
-function elevate(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { PATH: process.env.PATH ?? '', HOME: dir, NODE_ENV: 'test', ...dbEnv, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const elevate = (args: string[], env: Record<string, string> = {}) =>
+  runElevateCli({ ...dbEnv, ...env }, dir, args);
 
 const lines = (text: string) => text.split('\n').filter((line) => line !== '');
 
@@ -116,7 +92,9 @@ describe.concurrent('configuration', () => {
   });
 });
 
-describe('policy, roles, activations and audit', () => {
+// Several CLI processes per test, each opening the database: on a busy machine that is more than
+// the suite's default 30 s.
+describe('policy, roles, activations and audit', { timeout: 180_000 }, () => {
   const endIn7Days = new Date(Date.now() + 7 * 86_400_000).toISOString().slice(0, 10);
   const policy = `
 admins: [ana@example.com]

@@ -17,15 +17,14 @@ export interface CliResult {
   stderr: string;
 }
 
-/** `elevate args…` as a child process with a clean environment on the same database. */
-export function runElevateCli(
-  dbEnv: Record<string, string>,
-  home: string,
-  args: string[],
-): Promise<CliResult> {
+/**
+ * `elevate args…` as a child process with a clean environment: only PATH, HOME, NODE_ENV and `env`
+ * (the database variables, and whatever else the test sets).
+ */
+export function runElevateCli(env: Record<string, string>, home: string, args: string[]): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
-      env: { PATH: process.env.PATH ?? '', HOME: home, NODE_ENV: 'test', LOG_LEVEL: 'warn', ...dbEnv },
+      env: { PATH: process.env.PATH ?? '', HOME: home, NODE_ENV: 'test', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

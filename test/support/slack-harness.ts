@@ -358,7 +358,7 @@ export async function startElevate(options: ElevateOptions): Promise<ElevateServ
         running = await launch();
       },
 
-      cli: (args) => runElevateCli(dbEnv, dir, args),
+      cli: (args) => runElevateCli({ ...dbEnv, LOG_LEVEL: 'warn' }, dir, args),
       sql: (...queries) => runSql(dbEnv, ...queries),
 
       async stop() {

@@ -265,7 +265,7 @@ export async function startTeamsElevate(options: {
         running = await launch();
       },
       writePolicy: (policy) => writeFile(policyFile, policy),
-      cli: (args) => runElevateCli(dbEnv, dir, args),
+      cli: (args) => runElevateCli({ ...dbEnv, LOG_LEVEL: 'warn' }, dir, args),
       sql: (...queries) => runSql(dbEnv, ...queries),
       async stop() {
         const code = await halt();
