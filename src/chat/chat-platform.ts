@@ -79,8 +79,8 @@ export async function approvalCardOf(
 export interface PlatformSends {
   /** An approver card (a request, or a reminder: the card again, updated like the first). */
   card(n: Notification, recipient: Principal, view: ActivationView): Promise<'sent' | 'no_identity'>;
-  /** Updates the recipient's copies of a decided request's card in place. */
-  updateCards(recipient: Principal, view: ActivationView): Promise<unknown>;
+  /** Updates the recipient's copies of a decided request's card in place (`n`: the notification). */
+  updateCards(recipient: Principal, view: ActivationView, n: Notification): Promise<unknown>;
   /** Any other notice, as a message. */
   message(
     n: Notification,
@@ -106,7 +106,7 @@ export function platformDelivery(
           return await sends.card(n, recipient, view);
         }
         if (n.kind === 'request_decided' && view) {
-          await sends.updateCards(recipient, view);
+          await sends.updateCards(recipient, view, n);
           return 'sent';
         }
         return await sends.message(n, recipient, view);

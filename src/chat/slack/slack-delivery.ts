@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { WebClient } from '@slack/web-api';
 import type { Clock } from '../../clock.ts';
 import type { Db } from '../../db/client.ts';
@@ -7,6 +8,7 @@ import type { Principal } from '../../elevation/principal-repository.ts';
 import type { Logger } from '../../log.ts';
 import {
   claimSharedMessage,
+  claimSharedUpdate,
   completeSharedMessage,
   findChatMessages,
   releaseSharedMessage,
@@ -102,8 +104,11 @@ export function createSlackDelivery(deps: SlackDeliveryDeps): ChatPlatform {
     return 'sent' as const;
   }
 
-  /** Every copy of the card this recipient can see (theirs and the channel's) shows the outcome. */
-  async function updateCards(recipient: Principal, view: ActivationView) {
+  /**
+   * Every copy of the card this recipient can see (theirs and the channel's) shows the outcome.
+   * The channel's copy is every approver's: it is updated once per content, not once per approver.
+   */
+  async function updateCards(recipient: Principal, view: ActivationView, n: Notification) {
     const copies = await findChatMessages(db, {
       platform: 'slack',
       activationId: view.activation.id,
@@ -112,8 +117,12 @@ export function createSlackDelivery(deps: SlackDeliveryDeps): ChatPlatform {
     });
     if (copies.length === 0) return;
     const card = renderMessage(await approvalCardOf(activations, view, deps.clock()));
-    for (const copy of copies)
+    const shows = createHash('sha256').update(JSON.stringify(card)).digest('base64url');
+    for (const copy of copies) {
+      if (copy.recipientId === null && !(await claimSharedUpdate(db, copy.id, { shows, claimant: n.id })))
+        continue;
       await client.chat.update({ channel: copy.channel, ts: copy.messageId, ...card });
+    }
   }
 
   async function deliverMessage(n: Notification, recipient: Principal, view: ActivationView | undefined) {
