@@ -12,6 +12,7 @@ import { registerRequesterListeners } from './requester-listeners.ts';
 import { registerReviewListeners } from './review-listeners.ts';
 import type { SlackContext } from './slack-context.ts';
 import { createSlackDelivery } from './slack-delivery.ts';
+import { slackFetch } from './slack-fetch.ts';
 import { createSlackIdentity } from './slack-identity.ts';
 
 /** Slack's replay window; Bolt refuses older timestamps, we refuse ones this far in the future. */
@@ -39,10 +40,13 @@ export function createSlackPlatform(
   const log = deps.log.child({ platform: 'slack' });
   // A fresh object: Socket Mode writes its own retry settings into the one it gets. 429s are not
   // waited out inside the client: the outbox reschedules by Retry-After, a click answers at once.
+  // Web API calls and respond() go through slackFetch (node:http), which costs the request path
+  // less than Node's fetch.
   const clientOptions = {
     slackApiUrl: config.SLACK_API_URL ?? DEFAULT_SLACK_API_URL,
     retryConfig: { retries: 1, factor: 1, minTimeout: 200, maxTimeout: 500 },
     rejectRateLimitedCalls: true,
+    fetch: slackFetch,
   };
   const common = {
     token,
