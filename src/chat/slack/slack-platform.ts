@@ -21,6 +21,16 @@ const MAX_SKEW_S = 300;
 /** The Slack chat platform of one process: its route (HTTP mode), its outbox delivery, start/stop. */
 export interface SlackPlatform extends ChatSurface {
   mode: 'http' | 'socket';
+  /**
+   * HTTP mode: what the HTTP front (`http/front.ts`) needs to ack Slack's commands, clicks and
+   * events itself — the route and the signing secret — and where it hands each one over, verified
+   * and parsed, to run the listeners here (their ack is then a no-op).
+   */
+  front?: {
+    path: string;
+    signingSecret: string;
+    receive(body: Record<string, unknown>, retry: { num?: number; reason?: string }): void;
+  };
 }
 
 /**
@@ -128,6 +138,26 @@ export function createSlackPlatform(
   return {
     mode: socket ? 'socket' : 'http',
     routes,
+    ...(receiver
+      ? {
+          front: {
+            path: '/slack/events',
+            signingSecret: config.SLACK_SIGNING_SECRET ?? '',
+            receive(body, retry) {
+              ctx.track(
+                app
+                  .processEvent({
+                    body,
+                    ack: async () => {},
+                    ...(retry.num === undefined ? {} : { retryNum: retry.num }),
+                    ...(retry.reason === undefined ? {} : { retryReason: retry.reason }),
+                  })
+                  .catch((error: unknown) => log.error({ err: error }, 'Slack listener failed')),
+              );
+            },
+          },
+        }
+      : {}),
     delivery: createSlackDelivery({
       client: app.client,
       db: deps.db,
