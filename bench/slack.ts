@@ -27,8 +27,8 @@
  * Environment: BENCH_RATES (default 50,100,200), BENCH_SECONDS per rate (10), BENCH_WARMUP_SECONDS
  * (3, discarded), BENCH_USERS (200), BENCH_ROLES (5), BENCH_KINDS (board,modalCommand,modalClick:
  * the mix), BENCH_CPU_PROF (a directory: the Elevate child writes a V8 CPU profile there at exit),
- * BENCH_PROBE_SQL=1 (PGlite statements by SQL text, when PGlite runs on the server's main thread;
- * Elevate runs it in a worker, see probe.ts), BENCH_PROBE_PROFILE (a directory: a CPU profile of the
+ * BENCH_PROBE_SQL=1 (PGlite statements by SQL text, from whichever thread runs PGlite),
+ * BENCH_PROBE_PROFILE (a directory: a CPU profile of the
  * Elevate child's main thread per phase, phase-<n>.cpuprofile in the order the phases ran).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -152,6 +152,17 @@ interface ProbeLine {
   /** CPU time of the server's main thread over the interval. */
   mainThreadCpuMs?: number;
   bySql?: [string, { calls: number; ms: number }][];
+  /** The process's other threads (Elevate: PGlite's, the HTTP front's), the same numbers each. */
+  threads?: (Omit<ProbeLine, 'mainThreadCpuMs' | 'threads'> & { threadId: number; cpuMs: number })[];
+}
+
+/** The thread that acked (the one with the most server-side acks: the front's, or the main thread). */
+function ackingThread(p: ProbeLine): { name: string; line: Omit<ProbeLine, 'threads'> } {
+  let best: { name: string; line: Omit<ProbeLine, 'threads'> } = { name: 'main', line: p };
+  for (const t of p.threads ?? []) {
+    if (t.serverAckMs.n > best.line.serverAckMs.n) best = { name: `thread ${t.threadId}`, line: t };
+  }
+  return best;
 }
 
 export async function runSlackBench(): Promise<void> {
@@ -263,7 +274,8 @@ export async function runSlackBench(): Promise<void> {
     if (process.env.BENCH_PROBE_SQL === '1') {
       for (const { rate, elevate: r } of results) {
         console.log(`\nPGlite statements at ${rate}/s, per request (calls, sync ms), by SQL:`);
-        for (const [sql, { calls, ms: spent }] of r.inside?.bySql ?? []) {
+        const bySql = [r.inside, ...(r.inside?.threads ?? [])].flatMap((t) => t?.bySql ?? []);
+        for (const [sql, { calls, ms: spent }] of bySql) {
           const n = r.samples.length;
           console.log(`${(calls / n).toFixed(2).padStart(6)} ${(spent / n).toFixed(3).padStart(7)}  ${sql}`);
         }
@@ -701,9 +713,9 @@ function report(
     'rate /s',
     'target',
     'server CPU (all threads)',
-    'main-thread CPU ms per request',
-    'server-side ack p50 / p99 ms',
-    'event-loop delay p99 / max ms',
+    'CPU ms per request: main thread / other threads',
+    'server-side ack p50 / p99 ms (acking thread)',
+    'event-loop delay p99 / max ms: main thread; acking thread',
     'PGlite statements / ms per request',
     'modal p99 via command / click ms',
     'board answer p50 / p99 ms',
@@ -713,17 +725,30 @@ function report(
     for (const r of [elevate, bare]) {
       const isElevate = r.target === 'elevate';
       const p = r.inside;
-      const perRequest = (value: number) => (value / r.samples.length).toFixed(1);
+      const n = r.samples.length;
+      const perRequest = (value: number) => (value / n).toFixed(1);
       const modalOf = (kind: Kind) => modalTimes(r, kind).p99;
       const board = summary(r.samples.filter((s) => s.boardMs !== undefined).map((s) => s.boardMs as number));
+      const acking = p ? ackingThread(p) : undefined;
+      const others = p?.threads?.map((t) => (t.cpuMs / n).toFixed(2)).join(' + ');
+      const statements = p ? p.statements + (p.threads ?? []).reduce((sum, t) => sum + t.statements, 0) : 0;
+      const statementMs = p
+        ? p.statementMs + (p.threads ?? []).reduce((sum, t) => sum + t.statementMs, 0)
+        : 0;
       row([
         rate,
         isElevate ? 'Elevate' : 'bare Bolt',
         pct(r.serverCpu),
-        p?.mainThreadCpuMs === undefined ? '—' : (p.mainThreadCpuMs / r.samples.length).toFixed(2),
-        p ? `${ms(p.serverAckMs.p50 ?? Number.NaN)} / ${ms(p.serverAckMs.p99 ?? Number.NaN)}` : '—',
-        p ? `${ms(p.loopDelayMs.p99)} / ${ms(p.loopDelayMs.max)}` : '—',
-        isElevate && p?.statements ? `${perRequest(p.statements)} / ${perRequest(p.statementMs)}` : '—',
+        p?.mainThreadCpuMs === undefined
+          ? '—'
+          : `${(p.mainThreadCpuMs / n).toFixed(2)}${others ? ` / ${others}` : ''}`,
+        acking
+          ? `${ms(acking.line.serverAckMs.p50 ?? Number.NaN)} / ${ms(acking.line.serverAckMs.p99 ?? Number.NaN)} (${acking.name})`
+          : '—',
+        p && acking
+          ? `${ms(p.loopDelayMs.p99)} / ${ms(p.loopDelayMs.max)}${acking.name === 'main' ? '' : `; ${ms(acking.line.loopDelayMs.p99)} / ${ms(acking.line.loopDelayMs.max)}`}`
+          : '—',
+        isElevate && statements ? `${perRequest(statements)} / ${perRequest(statementMs)}` : '—',
         isElevate ? `${ms(modalOf('modalCommand'))} / ${ms(modalOf('modalClick'))}` : '—',
         isElevate ? `${ms(board.p50)} / ${ms(board.p99)}` : '—',
       ]);
