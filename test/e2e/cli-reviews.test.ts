@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { openTestDatabase, type TestDatabase } from '../support/db.ts';
+import { databaseEnv, openTestDatabase, type TestDatabase } from '../support/db.ts';
 import { runElevateCli } from '../support/elevate-process.ts';
 
 // As in cli.test.ts: on PostgreSQL a database of this file's own, on PGlite a data directory
@@ -32,12 +32,8 @@ async function apply(text: string) {
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'elevate-cli-reviews-'));
-  if (process.env.DATABASE_URL) {
-    database = await openTestDatabase();
-    dbEnv = { DATABASE_URL: database.url ?? '' };
-  } else {
-    dbEnv = { ELEVATE_DATA_DIR: join(dir, 'data') };
-  }
+  if (process.env.DATABASE_URL) database = await openTestDatabase();
+  dbEnv = databaseEnv(database, dir);
   expect((await elevate(['migrate'])).code).toBe(0);
 }, 120_000);
 

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { openTestDatabase, type TestDatabase } from '../support/db.ts';
+import { databaseEnv, openTestDatabase, type TestDatabase } from '../support/db.ts';
 import { runElevateCli } from '../support/elevate-process.ts';
 
 // The child gets only the database it should use: on PostgreSQL a database of this file's own
@@ -20,13 +20,9 @@ const lines = (text: string) => text.split('\n').filter((line) => line !== '');
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'elevate-cli-'));
-  if (process.env.DATABASE_URL) {
-    database = await openTestDatabase();
-    dbEnv = { DATABASE_URL: database.url ?? '' };
-  } else {
-    dbEnv = { ELEVATE_DATA_DIR: join(dir, 'data') };
-  }
-  // Creating a PGlite data directory takes a while; do it once, outside the tests' timeouts.
+  if (process.env.DATABASE_URL) database = await openTestDatabase();
+  dbEnv = databaseEnv(database, dir);
+  // `migrate` on a database that is already migrated changes nothing and exits 0.
   const migrated = await elevate(['migrate']);
   expect(migrated.stderr).toBe('');
   expect(migrated.code).toBe(0);

@@ -12,7 +12,7 @@ import {
 } from '../../src/http/server.ts';
 import { createLogger } from '../../src/log.ts';
 import { createMetrics } from '../../src/metrics.ts';
-import { openTestDatabase, type TestDatabase } from '../support/db.ts';
+import { databaseEnv, openTestDatabase, type TestDatabase } from '../support/db.ts';
 
 const BIN = new URL('../../bin/elevate.js', import.meta.url).pathname;
 
@@ -60,7 +60,7 @@ describe('elevate serve', () => {
     childEnv = {
       PATH: process.env.PATH ?? '',
       NODE_ENV: 'test',
-      ...(database ? { DATABASE_URL: database.url ?? '' } : { ELEVATE_DATA_DIR: join(dir, 'data') }),
+      ...databaseEnv(database, dir),
     };
     child = spawn(process.execPath, [BIN, 'serve'], {
       env: { ...childEnv, PORT: String(port) },
@@ -72,7 +72,7 @@ describe('elevate serve', () => {
     child.stderr?.on('data', (chunk) => {
       stderr += chunk;
     });
-    // A new PGlite data directory is created and migrated first, which takes a while.
+    // The server migrates before it listens.
     await waitFor(`${base}/healthz`, child, 100_000);
   }, 120_000);
 

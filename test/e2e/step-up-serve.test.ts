@@ -5,7 +5,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/log.ts';
 import { start } from '../../src/main.ts';
-import { openTestDatabase, type TestDatabase } from '../support/db.ts';
+import { databaseEnv, openTestDatabase, type TestDatabase } from '../support/db.ts';
 
 // What `serve` does about step-up at start: mount the two routes when configured, and warn about
 // roles that require MFA when it is not.
@@ -39,7 +39,7 @@ async function serve(env: Record<string, string>) {
   const config = loadConfig({
     PORT: '0',
     ELEVATE_POLICY_FILE: join(dir, 'policy.yaml'),
-    ...(database ? { DATABASE_URL: database.url ?? '' } : { ELEVATE_DATA_DIR: join(dir, 'data') }),
+    ...databaseEnv(database, dir),
     ...env,
   });
   const app = await start(config, log);

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
+import { databaseEnv } from '../support/db.ts';
 import { freePort } from '../support/slack-harness.ts';
 
 /**
@@ -37,7 +38,7 @@ test('TEAMS_ALLOW_UNAUTHENTICATED=true: a warning at start, unsigned activities 
       NODE_ENV: 'development',
       PORT: String(port),
       LOG_LEVEL: 'info',
-      ELEVATE_DATA_DIR: join(dir, 'data'),
+      ...databaseEnv(undefined, dir),
       TEAMS_ALLOW_UNAUTHENTICATED: 'true',
     },
     stdio: ['ignore', 'pipe', 'pipe'],

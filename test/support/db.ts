@@ -1,5 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import postgres from 'postgres';
+import { inject } from 'vitest';
 import { type Database, openDatabase } from '../../src/db/client.ts';
 
 /** A migrated database of its own for one test file, and how to throw it away. */
@@ -12,19 +16,26 @@ export interface TestDatabase extends Database {
 
 /**
  * With DATABASE_URL set (CI's second run), a fresh PostgreSQL database per test file, dropped
- * at the end; otherwise an in-memory PGlite. Both are migrated from empty, as in production.
+ * at the end; otherwise a PGlite copied from the run's template (global-setup.ts). Both are
+ * migrated from empty, as in production.
  */
 export async function openTestDatabase(): Promise<TestDatabase> {
   const serverUrl = process.env.DATABASE_URL;
   if (!serverUrl) {
-    const database = await openDatabase({ dataDir: 'memory://' });
-    await database.migrate();
+    const dir = mkdtempSync(join(tmpdir(), 'elevate-test-db-'));
+    const dataDir = join(dir, 'data');
+    seedPgliteDir(dataDir);
+    const database = await openDatabase({ dataDir });
     const client = (database.db as unknown as { $client: { query<T>(q: string): Promise<{ rows: T[] }> } })
       .$client;
     return {
       ...database,
       url: undefined,
       superuser: async <T>(query: string) => (await client.query<T>(query)).rows,
+      close: async () => {
+        await database.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
     };
   }
   const name = `elevate_test_${randomBytes(6).toString('hex')}`;
@@ -46,4 +57,23 @@ export async function openTestDatabase(): Promise<TestDatabase> {
       await admin.end();
     },
   };
+}
+
+/**
+ * Fills `dataDir` (a PGlite directory a test's server or CLI will open) with the run's migrated
+ * template, so that it starts in half a second rather than running initdb.
+ */
+export function seedPgliteDir(dataDir: string): void {
+  cpSync(inject('pgliteTemplate'), dataDir, { recursive: true });
+}
+
+/**
+ * The database variables for a server or CLI process working in `dir`: this test's PostgreSQL
+ * database when there is one, else a PGlite directory under `dir`, seeded on first use.
+ */
+export function databaseEnv(database: TestDatabase | undefined, dir: string): Record<string, string> {
+  if (database?.url) return { DATABASE_URL: database.url };
+  const dataDir = join(dir, 'data');
+  if (!existsSync(dataDir)) seedPgliteDir(dataDir);
+  return { ELEVATE_DATA_DIR: dataDir };
 }

@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openTestDatabase, type TestDatabase } from './db.ts';
+import { databaseEnv, openTestDatabase, type TestDatabase } from './db.ts';
 import { type CliResult, runElevateCli, runSql } from './elevate-process.ts';
 import {
   type Block,
@@ -133,9 +133,7 @@ export async function startElevate(options: ElevateOptions): Promise<ElevateServ
     await writeFile(policyFile, options.policy);
     const port = options.port ?? (await freePort());
     const url = `http://127.0.0.1:${port}`;
-    const dbEnv: Record<string, string> = database?.url
-      ? { DATABASE_URL: database.url }
-      : { ELEVATE_DATA_DIR: join(dir, 'data') };
+    const dbEnv = databaseEnv(database, dir);
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? dir,

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openTestDatabase, type TestDatabase } from './db.ts';
+import { databaseEnv, openTestDatabase, type TestDatabase } from './db.ts';
 import { type CliResult, runElevateCli, runSql } from './elevate-process.ts';
 import { type FakeTeams, type PostedMessage, startFakeTeams, type TeamsUser } from './fake-teams.ts';
 import { freePort } from './slack-harness.ts';
@@ -95,9 +95,7 @@ export async function startTeamsElevate(options: {
     await writeFile(policyFile, options.policy);
     const port = options.port ?? (await freePort());
     const url = `http://127.0.0.1:${port}`;
-    const dbEnv: Record<string, string> = database?.url
-      ? { DATABASE_URL: database.url }
-      : { ELEVATE_DATA_DIR: join(dir, 'data') };
+    const dbEnv = databaseEnv(database, dir);
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? dir,
