@@ -7,24 +7,28 @@
  *   processes on a shared machine do not change, unlike latencies;
  * - server-side ack time: from the request's headers being parsed to the response's end
  *   (`http.server.request.start` → `http.server.response.finish` diagnostics channels);
- * - PGlite, when the process runs it on its main thread: statements run, protocol messages sent
- *   (PGlite takes each in one `execProtocolRawSync` call) and the time spent inside those calls
- *   (WASM and the JS it calls back). Elevate runs PGlite in a worker thread (src/db/pglite-thread.ts),
- *   which this probe does not see: there the counts stay 0, and the server's CPU (from /proc, all
- *   threads) is what tells the database's cost.
+ * - PGlite: statements run, protocol messages sent (PGlite takes each in one
+ *   `execProtocolRawSync` call) and the time spent inside those calls (WASM and the JS it calls
+ *   back), in whichever thread runs it (Elevate: a worker thread, src/db/pglite-thread.ts).
+ *
+ * The probe is loaded in every thread (NODE_OPTIONS reaches worker threads: PGlite's, and the HTTP
+ * front's, src/http/front.ts, which acks Slack's requests); the main thread's line carries the
+ * other threads' numbers under `threads`.
  *
  * BENCH_PROBE_SQL=1 adds the statements by SQL text (the protocol's Parse or Query message).
  * BENCH_PROBE_PROFILE=<dir> writes a V8 CPU profile per interval between two signals
  * (`phase-<n>.cpuprofile`), so a profile shows one phase of load and not the start-up.
  *
  * On SIGUSR2 it appends one JSON line with everything since the previous signal to
- * BENCH_PROBE_FILE and starts over.
+ * BENCH_PROBE_FILE (the main thread's numbers, and each other thread's under `threads`) and starts
+ * over.
  */
 import { subscribe } from 'node:diagnostics_channel';
 import { appendFileSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Session } from 'node:inspector/promises';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { BroadcastChannel, isMainThread, threadId } from 'node:worker_threads';
 
 const file = process.env.BENCH_PROBE_FILE;
 const loop = monitorEventLoopDelay({ resolution: 1 });
@@ -112,7 +116,7 @@ try {
 
 /** BENCH_PROBE_PROFILE: one CPU profile per interval between signals. */
 const profileDir = process.env.BENCH_PROBE_PROFILE;
-const profiler = profileDir ? new Session() : undefined;
+const profiler = profileDir && isMainThread ? new Session() : undefined;
 let profiles = 0;
 if (profiler) {
   profiler.connect();
@@ -127,13 +131,16 @@ async function nextProfile(): Promise<void> {
 }
 
 let since = performance.now();
-/** CPU time of this thread (the server's main thread, where requests are acked) since the last signal. */
+/** CPU time of this thread since the last snapshot. */
 let threadCpu = process.threadCpuUsage();
-process.on('SIGUSR2', () => {
-  nextProfile().catch((error: unknown) => console.error('probe: profile failed', error));
+
+/** This thread's numbers since the last snapshot, and a fresh start. */
+function snapshot() {
   const now = performance.now();
   const sorted = acks.sort((a, b) => a - b);
   const at = (q: number) => sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)] ?? null;
+  const used = process.threadCpuUsage(threadCpu);
+  threadCpu = process.threadCpuUsage();
   const line = {
     seconds: (now - since) / 1000,
     loopDelayMs: { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 },
@@ -143,14 +150,9 @@ process.on('SIGUSR2', () => {
     statements,
     statementMs,
     statementMaxMs: statementMax,
-    mainThreadCpuMs: (() => {
-      const used = process.threadCpuUsage(threadCpu);
-      threadCpu = process.threadCpuUsage();
-      return (used.user + used.system) / 1000;
-    })(),
+    cpuMs: (used.user + used.system) / 1000,
     ...(bySql ? { bySql: [...bySql].sort((a, b) => b[1].ms - a[1].ms).slice(0, 40) } : {}),
   };
-  if (file) appendFileSync(file, `${JSON.stringify(line)}\n`);
   loop.reset();
   acks = [];
   calls = 0;
@@ -159,4 +161,28 @@ process.on('SIGUSR2', () => {
   statementMax = 0;
   bySql?.clear();
   since = now;
-});
+  return line;
+}
+
+// Loaded in every thread of the process (NODE_OPTIONS reaches worker threads): the main thread
+// answers the signal and asks the others (the PGlite thread, the HTTP front) for their numbers.
+const threads = new BroadcastChannel('elevate-bench-probe');
+threads.unref();
+if (isMainThread) {
+  let others: unknown[] = [];
+  threads.onmessage = (event) => others.push(event.data);
+  process.on('SIGUSR2', () => {
+    nextProfile().catch((error: unknown) => console.error('probe: profile failed', error));
+    others = [];
+    threads.postMessage('snapshot');
+    const { cpuMs, ...mine } = snapshot();
+    setTimeout(() => {
+      const line = { ...mine, mainThreadCpuMs: cpuMs, threads: others };
+      if (file) appendFileSync(file, `${JSON.stringify(line)}\n`);
+    }, 200);
+  });
+} else {
+  threads.onmessage = (event) => {
+    if (event.data === 'snapshot') threads.postMessage({ threadId, ...snapshot() });
+  };
+}

@@ -8,14 +8,16 @@
 import { runCoreBench } from './core.ts';
 import { runRevocationBench } from './revocation.ts';
 import { runSlackBench } from './slack.ts';
+import { runSlackCpuBench } from './slack-cpu.ts';
 
 const which = process.argv[2] ?? 'all';
-if (!['all', 'core', 'slack', 'revocation'].includes(which)) {
-  console.error(`usage: npm run bench [-- core|slack|revocation]   (got ${which})`);
+if (!['all', 'core', 'slack', 'slack-cpu', 'revocation'].includes(which)) {
+  console.error(`usage: npm run bench [-- core|slack|slack-cpu|revocation]   (got ${which})`);
   process.exit(2);
 }
 if (which === 'all' || which === 'core') await runCoreBench();
 if (which === 'all') console.log('');
 if (which === 'all' || which === 'slack') await runSlackBench();
+if (which === 'slack-cpu') await runSlackCpuBench();
 if (which === 'all') console.log('');
 if (which === 'all' || which === 'revocation') await runRevocationBench();

@@ -4,10 +4,13 @@
  * suite's local Slack) next to a bare Bolt app that only acks (`bare-bolt.ts`, a child process of
  * its own), under the same open-loop load at each rate.
  *
- * Load: requests leave at fixed intervals whatever the answers do (open loop), a third each of
+ * Load: requests leave at fixed intervals whatever the answers do (open loop), from a worker
+ * thread of their own (`slack-driver.ts`: the bench's main thread plays Slack for Elevate, and a
+ * sender sharing its event loop would read Elevate's answers late), a third each of
  * `/elevate` (the board), `/elevate activate <role>` without a reason (the server opens the
  * activation modal pre-filled: views.open) and a click on a board's Activate button (views.open),
- * signed as Slack signs them, each with a fresh trigger_id. Measured per request:
+ * signed as Slack signs them, each with a fresh trigger_id; both targets get the same requests,
+ * built and signed before the phase by one function. Measured per request:
  * - ack latency: from handing the request to the HTTP client until its HTTP answer is read;
  * - time-to-modal: from the same moment until the local Slack API records the views.open
  *   carrying the request's trigger_id (successful calls only);
@@ -24,8 +27,8 @@
  * Environment: BENCH_RATES (default 50,100,200), BENCH_SECONDS per rate (10), BENCH_WARMUP_SECONDS
  * (3, discarded), BENCH_USERS (200), BENCH_ROLES (5), BENCH_KINDS (board,modalCommand,modalClick:
  * the mix), BENCH_CPU_PROF (a directory: the Elevate child writes a V8 CPU profile there at exit),
- * BENCH_PROBE_SQL=1 (PGlite statements by SQL text, when PGlite runs on the server's main thread;
- * Elevate runs it in a worker, see probe.ts), BENCH_PROBE_PROFILE (a directory: a CPU profile of the
+ * BENCH_PROBE_SQL=1 (PGlite statements by SQL text, from whichever thread runs PGlite),
+ * BENCH_PROBE_PROFILE (a directory: a CPU profile of the
  * Elevate child's main thread per phase, phase-<n>.cpuprofile in the order the phases ran).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -37,11 +40,13 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import postgres from 'postgres';
 import { ACTION } from '../src/chat/slack/ids.ts';
 import type { FakeSlackCall } from '../test/support/fake-slack-api.ts';
-import { type ElevateServer, type SlackResponse, startElevate } from '../test/support/slack-harness.ts';
+import { type ElevateServer, startElevate } from '../test/support/slack-harness.ts';
 import type { SlackMessage } from '../test/support/slack-workspace.ts';
+import { type DriverPhase, type DriverRequest, type DriverResult, now } from './slack-driver.ts';
 import { ms, summary } from './stats.ts';
 
 const RATES = (process.env.BENCH_RATES ?? '50,100,200').split(',').map(Number);
@@ -98,8 +103,12 @@ interface Sample {
   boardMs?: number;
 }
 
-/** What a target does with one request: the promise of its HTTP answer. */
-type Send = (kind: Kind, user: string, role: string) => Promise<SlackResponse>;
+/** Builds one request of a kind, with a trigger_id issued at `at` (ms since the epoch). */
+type Build = (kind: Kind, user: string, role: string, at: number) => Built;
+interface Built extends DriverRequest {
+  trigger: string;
+  responseUrl: string;
+}
 
 interface PhaseResult {
   target: string;
@@ -109,11 +118,13 @@ interface PhaseResult {
   sentRate: number;
   /** Send time minus scheduled time, p99 (the generator keeping pace). */
   lagP99: number;
-  /** The bench process's own event-loop delay, p99 ms (a busy client would inflate every number). */
+  /** The sender thread's event-loop delay, p99 ms (a busy sender would inflate every ack). */
   clientLoopP99: number;
+  /** The bench's main thread (the local Slack), event-loop delay p99 ms. */
+  slackLoopP99: number;
   /** CPU used by the target's server process while requests were sent, in % of one core. */
   serverCpu: number;
-  /** CPU used by the bench process (client and local Slack) over the same time, in % of one core. */
+  /** CPU used by the bench process (sender and local Slack) over the same time, in % of one core. */
   clientCpu: number;
   /** CPU used on the whole machine, in % of one core. */
   machineCpu: number;
@@ -141,6 +152,17 @@ interface ProbeLine {
   /** CPU time of the server's main thread over the interval. */
   mainThreadCpuMs?: number;
   bySql?: [string, { calls: number; ms: number }][];
+  /** The process's other threads (Elevate: PGlite's, the HTTP front's), the same numbers each. */
+  threads?: (Omit<ProbeLine, 'mainThreadCpuMs' | 'threads'> & { threadId: number; cpuMs: number })[];
+}
+
+/** The thread that acked (the one with the most server-side acks: the front's, or the main thread). */
+function ackingThread(p: ProbeLine): { name: string; line: Omit<ProbeLine, 'threads'> } {
+  let best: { name: string; line: Omit<ProbeLine, 'threads'> } = { name: 'main', line: p };
+  for (const t of p.threads ?? []) {
+    if (t.serverAckMs.n > best.line.serverAckMs.n) best = { name: `thread ${t.threadId}`, line: t };
+  }
+  return best;
 }
 
 export async function runSlackBench(): Promise<void> {
@@ -165,47 +187,31 @@ export async function runSlackBench(): Promise<void> {
     env: { LOG_LEVEL: 'warn', ...probe('elevate') },
   });
   let bare: ChildProcess | undefined;
+  let driverThread: Worker | undefined;
   try {
     const startedIn = (performance.now() - started) / 1000;
     const slack = elevate.slack;
     for (const user of users) slack.addUser(user, emailOf(user), user.toLowerCase());
 
-    // What the harness hands out for each request (fresh trigger_id and response_url), read right
-    // after it builds the request: both are issued synchronously before the request leaves.
-    let issuedTrigger = '';
-    let issuedResponseUrl = '';
-    const trigger = slack.trigger.bind(slack);
-    const responseUrl = slack.responseUrl.bind(slack);
-    slack.trigger = (user) => {
-      issuedTrigger = trigger(user);
-      return issuedTrigger;
-    };
-    slack.responseUrl = (user) => {
-      issuedResponseUrl = responseUrl(user);
-      return issuedResponseUrl;
-    };
-
-    // The local Slack's call log, watched as it is appended: views.open by trigger_id and
-    // response_url posts by url, stamped with the time they arrive.
-    const byTrigger = new Map<string, Sample>();
-    const byResponseUrl = new Map<string, Sample>();
+    // The local Slack's call log, watched as it is appended: the arrival of each views.open (by
+    // trigger_id) and response_url post (by url), on the clock the sender stamps requests with.
+    const arrivals = new Map<string, { at: number; error?: string }>();
     const callCounts = new Map<string, number>();
     const calls = slack.calls;
     const append = calls.push.bind(calls);
     calls.push = (...items: FakeSlackCall[]) => {
-      const now = performance.now();
+      const at = now();
       for (const call of items) {
         callCounts.set(call.method, (callCounts.get(call.method) ?? 0) + 1);
-        if (call.method === 'views.open') {
-          const sample = byTrigger.get(String(call.args.trigger_id ?? ''));
-          if (sample && sample.modalMs === undefined) {
-            if (call.error || call.status !== 200) sample.modalError = call.error ?? `HTTP ${call.status}`;
-            else sample.modalMs = now - sample.sent;
-          }
-        } else if (call.method === 'response_url') {
-          const sample = byResponseUrl.get(String(call.args.url ?? ''));
-          if (sample && sample.boardMs === undefined) sample.boardMs = now - sample.sent;
-        }
+        const key =
+          call.method === 'views.open'
+            ? String(call.args.trigger_id ?? '')
+            : call.method === 'response_url'
+              ? String(call.args.url ?? '')
+              : undefined;
+        if (key === undefined || arrivals.has(key)) continue;
+        const error = call.error ?? (call.status === 200 ? undefined : `HTTP ${call.status}`);
+        arrivals.set(key, { at, ...(error ? { error } : {}) });
       }
       return append(...items);
     };
@@ -228,27 +234,24 @@ export async function runSlackBench(): Promise<void> {
       boards.set(user, board);
     });
 
-    const elevateSend: Send = (kind, user, role) => {
-      if (kind === 'board') return elevate.command(user, '');
-      if (kind === 'modalCommand') return elevate.command(user, `activate ${role}`);
-      return elevate.click(user, boards.get(user) as SlackMessage, ACTION.activate, role);
-    };
-
-    // The bare app gets the same requests: the harness's fields, signed under the same secret.
+    // One builder for both targets: the fields the harness sends, signed under the same secret.
+    const build = requestBuilder(elevate, boards);
     const bareApp = await startBareBolt(elevate.signingSecret, probe('bare'));
     bare = bareApp.child;
-    const bareSend = bareSender(elevate, bareApp.url, boards);
+    const urls: Record<string, string> = { elevate: `${elevate.url}/slack/events`, bare: bareApp.url };
 
+    const driver = new Worker(new URL('./slack-driver.ts', import.meta.url));
+    driverThread = driver;
     const pids: Record<string, number | undefined> = { elevate: childPid('serve'), bare: bare.pid };
-    const runPhase = (target: string, send: Send, rate: number, seconds: number) =>
+    const runPhase = (target: string, rate: number, seconds: number) =>
       phase({
         target,
-        send,
+        url: urls[target] as string,
+        build,
+        driver,
         rate,
         seconds,
-        byTrigger,
-        byResponseUrl,
-        issued: () => [issuedTrigger, issuedResponseUrl],
+        arrivals,
         pid: pids[target],
         otherPid: pids[target === 'elevate' ? 'bare' : 'elevate'],
         callCounts,
@@ -257,13 +260,13 @@ export async function runSlackBench(): Promise<void> {
 
     // JIT warm-up of both servers, discarded.
     if (WARMUP_SECONDS > 0) {
-      await runPhase('elevate', elevateSend, WARMUP_RATE, WARMUP_SECONDS);
-      await runPhase('bare', bareSend, WARMUP_RATE, WARMUP_SECONDS);
+      await runPhase('elevate', WARMUP_RATE, WARMUP_SECONDS);
+      await runPhase('bare', WARMUP_RATE, WARMUP_SECONDS);
     }
     const results: { rate: number; elevate: PhaseResult; bare: PhaseResult }[] = [];
     for (const rate of RATES) {
-      const e = await runPhase('elevate', elevateSend, rate, SECONDS);
-      const b = await runPhase('bare', bareSend, rate, SECONDS);
+      const e = await runPhase('elevate', rate, SECONDS);
+      const b = await runPhase('bare', rate, SECONDS);
       results.push({ rate, elevate: e, bare: b });
     }
     const failures = (elevate.output().match(/"level":50/g) ?? []).length;
@@ -271,13 +274,15 @@ export async function runSlackBench(): Promise<void> {
     if (process.env.BENCH_PROBE_SQL === '1') {
       for (const { rate, elevate: r } of results) {
         console.log(`\nPGlite statements at ${rate}/s, per request (calls, sync ms), by SQL:`);
-        for (const [sql, { calls, ms: spent }] of r.inside?.bySql ?? []) {
+        const bySql = [r.inside, ...(r.inside?.threads ?? [])].flatMap((t) => t?.bySql ?? []);
+        for (const [sql, { calls, ms: spent }] of bySql) {
           const n = r.samples.length;
           console.log(`${(calls / n).toFixed(2).padStart(6)} ${(spent / n).toFixed(3).padStart(7)}  ${sql}`);
         }
       }
     }
   } finally {
+    await driverThread?.terminate();
     bare?.kill('SIGTERM');
     await rm(probeDir, { recursive: true, force: true });
     const code = await elevate.stop();
@@ -287,12 +292,13 @@ export async function runSlackBench(): Promise<void> {
 
 async function phase(options: {
   target: string;
-  send: Send;
+  url: string;
+  build: Build;
+  driver: Worker;
   rate: number;
   seconds: number;
-  byTrigger: Map<string, Sample>;
-  byResponseUrl: Map<string, Sample>;
-  issued: () => [string, string];
+  /** Arrivals at the local Slack of views.open (by trigger_id) and response_url posts (by url). */
+  arrivals: Map<string, { at: number; error?: string }>;
   pid: number | undefined;
   /** The other server, idle meanwhile. */
   otherPid: number | undefined;
@@ -300,58 +306,45 @@ async function phase(options: {
   callCounts: Map<string, number>;
   probeFile: string;
 }): Promise<PhaseResult> {
-  const { target, send, rate, seconds } = options;
+  const { target, rate, seconds } = options;
+  const count = Math.round(rate * seconds);
+  const interval = 1000 / rate;
+  // Every request is built and signed before the phase (each with a fresh trigger_id, issued at the
+  // moment it is scheduled to leave), so the sender only sends.
+  const lead = 1500;
+  const startWall = Date.now() + lead;
+  const samples: Sample[] = [];
+  const requests: DriverRequest[] = [];
+  for (let i = 0; i < count; i++) {
+    const kind = KINDS[i % KINDS.length] as Kind;
+    const user = users[i % users.length] as string;
+    const role = roles[Math.floor(i / users.length) % roles.length] as string;
+    const built = options.build(kind, user, role, startWall + i * interval);
+    requests.push({ body: built.body, headers: built.headers });
+    samples.push({ kind, scheduled: 0, sent: 0, trigger: built.trigger, responseUrl: built.responseUrl });
+  }
   await probeSnapshot(options.pid, options.probeFile); // starts the probe's counts afresh
+  options.callCounts.clear();
+  const start = now() + (startWall - Date.now());
+  const drive: DriverPhase = { url: options.url, rate, start, requests, drainMs: DRAIN_MS };
+  const result = new Promise<DriverResult>((resolve, reject) => {
+    options.driver.once('message', (message: DriverResult | { error: string }) =>
+      'error' in message ? reject(new Error(message.error)) : resolve(message),
+    );
+  });
+  options.driver.postMessage(drive);
+
+  // CPU over the sending: read at the phase's start and when its last request is due.
+  const slackLoop = monitorEventLoopDelay({ resolution: 1 });
+  await sleepUntil(start);
+  slackLoop.enable();
   const serverCpuStart = cpuSeconds(options.pid);
   const idleServerCpuStart = cpuSeconds(options.otherPid);
   const machineStart = machineJiffies();
   const clientCpuStart = process.cpuUsage();
-  options.callCounts.clear();
-  const count = Math.round(rate * seconds);
-  const interval = 1000 / rate;
-  const samples: Sample[] = [];
-  const answers: Promise<void>[] = [];
-  const loop = monitorEventLoopDelay({ resolution: 1 });
-  loop.enable();
-  const start = performance.now() + 20;
-  let i = 0;
-  while (i < count) {
-    const now = performance.now();
-    // Every request whose time has come leaves now, late ones included: the schedule never waits.
-    while (i < count && start + i * interval <= now) {
-      const kind = KINDS[i % KINDS.length] as Kind;
-      const user = users[i % users.length] as string;
-      const role = roles[Math.floor(i / users.length) % roles.length] as string;
-      const sample: Sample = { kind, scheduled: start + i * interval, sent: 0, trigger: '', responseUrl: '' };
-      sample.sent = performance.now();
-      const answer = send(kind, user, role);
-      [sample.trigger, sample.responseUrl] = options.issued();
-      if (target === 'elevate') {
-        if (kind !== 'board') options.byTrigger.set(sample.trigger, sample);
-        else options.byResponseUrl.set(sample.responseUrl, sample);
-      }
-      samples.push(sample);
-      answers.push(
-        answer.then(
-          (response) => {
-            sample.ackMs = performance.now() - sample.sent;
-            sample.status = response.status;
-          },
-          (error: unknown) => {
-            sample.ackMs = performance.now() - sample.sent;
-            sample.failed =
-              error instanceof Error ? ((error.cause as Error)?.message ?? error.message) : String(error);
-          },
-        ),
-      );
-      i++;
-    }
-    const wait = start + i * interval - performance.now();
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-  }
-  const lastSent = performance.now();
-  loop.disable();
-  const sendingSeconds = (lastSent - start) / 1000;
+  await sleepUntil(start + (count - 1) * interval);
+  slackLoop.disable();
+  const sendingSeconds = ((count - 1) * interval) / 1000 || 1;
   const serverCpu = (100 * (cpuSeconds(options.pid) - serverCpuStart)) / sendingSeconds;
   const idleServerCpu = (100 * (cpuSeconds(options.otherPid) - idleServerCpuStart)) / sendingSeconds;
   const clientUsage = process.cpuUsage(clientCpuStart);
@@ -361,19 +354,36 @@ async function phase(options: {
     100 *
       os.cpus().length *
       (1 - (machineEnd.idle - machineStart.idle) / (machineEnd.total - machineStart.total)) || Number.NaN;
-  // Drain: every answer, and for Elevate every modal and board, or the deadline.
+
+  // Every answer (or the drain deadline), then for Elevate every modal and board.
+  const driven = await result;
+  for (const [i, d] of driven.samples.entries()) {
+    const sample = samples[i] as Sample;
+    sample.scheduled = d.scheduled;
+    sample.sent = d.sent;
+    if (d.answered !== undefined) sample.ackMs = d.answered - d.sent;
+    if (d.status !== undefined) sample.status = d.status;
+    if (d.failed !== undefined) sample.failed = d.failed;
+  }
   const deadline = performance.now() + DRAIN_MS;
-  await Promise.race([Promise.all(answers), new Promise((r) => setTimeout(r, DRAIN_MS))]);
+  const followUp = (s: Sample) => options.arrivals.get(s.kind === 'board' ? s.responseUrl : s.trigger);
   if (target === 'elevate') {
-    while (performance.now() < deadline && samples.some((s) => pendingFollowUp(s))) {
+    while (performance.now() < deadline && samples.some((s) => pendingFollowUp(s) && !followUp(s))) {
       await new Promise((r) => setTimeout(r, 20));
+    }
+    for (const s of samples) {
+      const arrival = followUp(s);
+      if (!arrival) continue;
+      if (s.kind === 'board') s.boardMs = arrival.at - s.sent;
+      else if (arrival.error) s.modalError = arrival.error;
+      else s.modalMs = arrival.at - s.sent;
     }
   }
   const inside = await probeSnapshot(options.pid, options.probeFile);
   const slackCalls = Object.fromEntries(options.callCounts);
   for (const s of samples) {
-    options.byTrigger.delete(s.trigger);
-    options.byResponseUrl.delete(s.responseUrl);
+    options.arrivals.delete(s.trigger);
+    options.arrivals.delete(s.responseUrl);
   }
   await settle(options.pid);
   const first = samples[0]?.sent ?? 0;
@@ -381,9 +391,10 @@ async function phase(options: {
     target,
     rate,
     samples,
-    sentRate: samples.length / ((lastSent - first) / 1000 || 1),
+    sentRate: samples.length / ((driven.lastSent - first) / 1000 || 1),
     lagP99: summary(samples.map((s) => s.sent - s.scheduled)).p99,
-    clientLoopP99: loop.percentile(99) / 1e6,
+    clientLoopP99: driven.loopP99,
+    slackLoopP99: slackLoop.percentile(99) / 1e6,
     serverCpu,
     clientCpu,
     machineCpu,
@@ -391,6 +402,12 @@ async function phase(options: {
     inside,
     slackCalls,
   };
+}
+
+/** Sleeps until `at` on the `now()` clock. */
+async function sleepUntil(at: number): Promise<void> {
+  const wait = at - now();
+  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
 }
 
 function pendingFollowUp(s: Sample): boolean {
@@ -532,32 +549,22 @@ async function startBareBolt(
 }
 
 /**
- * Requests for the bare app, field for field what the harness's `command` and `click` send
- * (form-encoded command; `payload=` block_actions on an ephemeral board), signed the same way.
+ * The requests of the load, for both targets: field for field what the harness's `command` and
+ * `click` send (form-encoded command; `payload=` block_actions on an ephemeral board), signed the
+ * same way, with a fresh trigger_id and response_url from the local Slack.
  */
-function bareSender(elevate: ElevateServer, url: string, boards: Map<string, SlackMessage>): Send {
+function requestBuilder(elevate: ElevateServer, boards: Map<string, SlackMessage>): Build {
   const slack = elevate.slack;
-  const post = async (body: string): Promise<SlackResponse> => {
+  const signed = (body: string) => {
     const timestamp = Math.floor(Date.now() / 1000);
-    const response = await fetch(url, {
-      method: 'POST',
+    return {
+      body,
       headers: {
         'content-type': FORM,
         'x-slack-request-timestamp': String(timestamp),
         'x-slack-signature': elevate.sign(body, timestamp),
       },
-      body,
-    });
-    const text = await response.text();
-    let parsed: unknown;
-    if (text !== '') {
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        parsed = text;
-      }
-    }
-    return { status: response.status, body: parsed, text };
+    };
   };
   const userObject = (user: string) => ({
     id: user,
@@ -565,7 +572,9 @@ function bareSender(elevate: ElevateServer, url: string, boards: Map<string, Sla
     name: slack.api.users.get(user)?.name ?? user.toLowerCase(),
     team_id: slack.api.team.id,
   });
-  return (kind, user, role) => {
+  return (kind, user, role, at) => {
+    const trigger = slack.trigger(user, at);
+    const responseUrl = slack.responseUrl(user);
     if (kind !== 'modalClick') {
       const body = new URLSearchParams({
         token: 'verification-token-unused',
@@ -579,10 +588,10 @@ function bareSender(elevate: ElevateServer, url: string, boards: Map<string, Sla
         text: kind === 'board' ? '' : `activate ${role}`,
         api_app_id: 'A0ELEVATE',
         is_enterprise_install: 'false',
-        response_url: slack.responseUrl(user),
-        trigger_id: slack.trigger(user),
+        response_url: responseUrl,
+        trigger_id: trigger,
       }).toString();
-      return post(body);
+      return { ...signed(body), trigger, responseUrl };
     }
     const board = boards.get(user) as SlackMessage;
     const block = board.blocks.find((b) => JSON.stringify(b).includes(`"value":"${role}"`));
@@ -593,10 +602,10 @@ function bareSender(elevate: ElevateServer, url: string, boards: Map<string, Sla
       user: userObject(user),
       api_app_id: 'A0ELEVATE',
       token: 'verification-token-unused',
-      trigger_id: slack.trigger(user),
+      trigger_id: trigger,
       is_enterprise_install: false,
       enterprise: null,
-      response_url: slack.responseUrl(user),
+      response_url: responseUrl,
       container: { type: 'message', message_ts: board.ts, channel_id: slack.dm(user), is_ephemeral: true },
       channel: { id: slack.dm(user), name: 'directmessage' },
       actions: [
@@ -604,13 +613,17 @@ function bareSender(elevate: ElevateServer, url: string, boards: Map<string, Sla
           action_id: ACTION.activate,
           block_id: String(block?.block_id ?? ''),
           type: 'button',
-          action_ts: (Date.now() / 1000).toFixed(6),
+          action_ts: (at / 1000).toFixed(6),
           value: role,
           ...(button?.text ? { text: button.text } : {}),
         },
       ],
     };
-    return post(new URLSearchParams({ payload: JSON.stringify(payload) }).toString());
+    return {
+      ...signed(new URLSearchParams({ payload: JSON.stringify(payload) }).toString()),
+      trigger,
+      responseUrl,
+    };
   };
 }
 
@@ -700,9 +713,9 @@ function report(
     'rate /s',
     'target',
     'server CPU (all threads)',
-    'main-thread CPU ms per request',
-    'server-side ack p50 / p99 ms',
-    'event-loop delay p99 / max ms',
+    'CPU ms per request: main thread / other threads',
+    'server-side ack p50 / p99 ms (acking thread)',
+    'event-loop delay p99 / max ms: main thread; acking thread',
     'PGlite statements / ms per request',
     'modal p99 via command / click ms',
     'board answer p50 / p99 ms',
@@ -712,24 +725,39 @@ function report(
     for (const r of [elevate, bare]) {
       const isElevate = r.target === 'elevate';
       const p = r.inside;
-      const perRequest = (value: number) => (value / r.samples.length).toFixed(1);
+      const n = r.samples.length;
+      const perRequest = (value: number) => (value / n).toFixed(1);
       const modalOf = (kind: Kind) => modalTimes(r, kind).p99;
       const board = summary(r.samples.filter((s) => s.boardMs !== undefined).map((s) => s.boardMs as number));
+      const acking = p ? ackingThread(p) : undefined;
+      const others = p?.threads?.map((t) => (t.cpuMs / n).toFixed(2)).join(' + ');
+      const statements = p ? p.statements + (p.threads ?? []).reduce((sum, t) => sum + t.statements, 0) : 0;
+      const statementMs = p
+        ? p.statementMs + (p.threads ?? []).reduce((sum, t) => sum + t.statementMs, 0)
+        : 0;
       row([
         rate,
         isElevate ? 'Elevate' : 'bare Bolt',
         pct(r.serverCpu),
-        p?.mainThreadCpuMs === undefined ? '—' : (p.mainThreadCpuMs / r.samples.length).toFixed(2),
-        p ? `${ms(p.serverAckMs.p50 ?? Number.NaN)} / ${ms(p.serverAckMs.p99 ?? Number.NaN)}` : '—',
-        p ? `${ms(p.loopDelayMs.p99)} / ${ms(p.loopDelayMs.max)}` : '—',
-        isElevate && p?.statements ? `${perRequest(p.statements)} / ${perRequest(p.statementMs)}` : '—',
+        p?.mainThreadCpuMs === undefined
+          ? '—'
+          : `${(p.mainThreadCpuMs / n).toFixed(2)}${others ? ` / ${others}` : ''}`,
+        acking
+          ? `${ms(acking.line.serverAckMs.p50 ?? Number.NaN)} / ${ms(acking.line.serverAckMs.p99 ?? Number.NaN)} (${acking.name})`
+          : '—',
+        p && acking
+          ? `${ms(p.loopDelayMs.p99)} / ${ms(p.loopDelayMs.max)}${acking.name === 'main' ? '' : `; ${ms(acking.line.loopDelayMs.p99)} / ${ms(acking.line.loopDelayMs.max)}`}`
+          : '—',
+        isElevate && statements ? `${perRequest(statements)} / ${perRequest(statementMs)}` : '—',
         isElevate ? `${ms(modalOf('modalCommand'))} / ${ms(modalOf('modalClick'))}` : '—',
         isElevate ? `${ms(board.p50)} / ${ms(board.p99)}` : '—',
       ]);
     }
   }
   out.push('');
-  out.push('The load generator (the bench process, which also plays the Slack API):');
+  out.push(
+    'The load generator (the bench process: the sender in a worker thread, the local Slack on its main thread):',
+  );
   out.push('');
   row([
     'rate /s',
@@ -737,8 +765,8 @@ function report(
     'sent (achieved /s)',
     'send lag p99 ms',
     'ack max ms',
-    'client CPU',
-    'client event-loop delay p99 ms',
+    'bench process CPU',
+    'event-loop delay p99 ms: sender / local Slack',
     `machine CPU (of ${cpus.length * 100} %)`,
     'other processes CPU',
   ]);
@@ -752,7 +780,7 @@ function report(
         ms(r.lagP99),
         ms(acks(r).max),
         pct(r.clientCpu),
-        ms(r.clientLoopP99),
+        `${ms(r.clientLoopP99)} / ${ms(r.slackLoopP99)}`,
         pct(r.machineCpu),
         pct(r.otherCpu),
       ]);

@@ -16,6 +16,7 @@ import { createReviewService } from './elevation/review-service.ts';
 import { listRoles } from './elevation/role-repository.ts';
 import { createStepUpService } from './elevation/step-up-service.ts';
 import { createProviderRegistry, type ProviderCall } from './grants/registry.ts';
+import { startFront } from './http/front.ts';
 import { createDatabaseReadiness, createHttpServer, type Route } from './http/server.ts';
 import { accessReviewsJob } from './jobs/access-reviews.ts';
 import { createNotificationDelivery } from './jobs/deliver-notifications.ts';
@@ -189,7 +190,22 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
       ],
       log,
     );
-    const port = await server.listen(config.PORT);
+    // With Slack in HTTP mode the public port is the front's (a thread of its own that acks
+    // Slack's commands and clicks) and this server listens on loopback behind it.
+    const front = slack?.front;
+    let port: number;
+    let stopFront = async () => {};
+    if (front) {
+      const upstreamPort = await server.listen(0, '127.0.0.1');
+      const started = await startFront(
+        { port: config.PORT, upstreamPort, slack: { path: front.path, signingSecret: front.signingSecret } },
+        { log, metrics, receiveSlack: front.receive },
+      );
+      port = started.port;
+      stopFront = () => started.close(3_000);
+    } else {
+      port = await server.listen(config.PORT);
+    }
     log.info({ port }, `listening on port ${port}`);
     return {
       port,
@@ -197,6 +213,7 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
         // The loop stops claiming at once and finishes the batch in hand while in-flight requests
         // get 3 s; then the database up to 5 s: together inside the deadline.
         const loopStopped = loop.stop();
+        await stopFront();
         await server.close(3_000);
         await loopStopped;
         for (const platform of platforms) await platform.stop();

@@ -169,6 +169,37 @@ export async function completeSharedMessage(
   await db.update(chatMessages).set(posted).where(eq(chatMessages.id, id));
 }
 
+/**
+ * Takes the update of a shared (channel) message to the content `shows` (a digest of it) for the
+ * notification `claimant`. Every approver of a request is told of its decision, and each of their
+ * deliveries would update the one channel card with the same content: only the first to claim
+ * that content does (true); the others find it shown (false). The claimant's own retry gets it
+ * back (after a failed or interrupted update), and a card asked to show something else again is
+ * claimed afresh.
+ */
+export async function claimSharedUpdate(
+  db: Db,
+  id: string,
+  claim: { shows: string; claimant: string },
+): Promise<boolean> {
+  const rows = await db
+    .update(chatMessages)
+    .set({
+      data: sql`${chatMessages.data} || ${JSON.stringify({ shows: claim.shows, shownBy: claim.claimant })}::jsonb`,
+    })
+    .where(
+      and(
+        eq(chatMessages.id, id),
+        or(
+          sql`${chatMessages.data}->>'shows' is distinct from ${claim.shows}`,
+          sql`${chatMessages.data}->>'shownBy' = ${claim.claimant}`,
+        ),
+      ),
+    )
+    .returning({ id: chatMessages.id });
+  return rows.length > 0;
+}
+
 /** Gives a claim back after a failed post, so the next delivery of the message may claim it. */
 export async function releaseSharedMessage(db: Db, id: string): Promise<void> {
   await db.delete(chatMessages).where(and(eq(chatMessages.id, id), eq(chatMessages.messageId, '')));

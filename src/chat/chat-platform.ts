@@ -91,8 +91,8 @@ export async function reviewNoticeOf(reviews: ReviewService, stored: ChatMessage
 export interface PlatformSends {
   /** An approver card (a request, or a reminder: the card again, updated like the first). */
   card(n: Notification, recipient: Principal, view: ActivationView): Promise<'sent' | 'no_identity'>;
-  /** Updates the recipient's copies of a decided request's card in place. */
-  updateCards(recipient: Principal, view: ActivationView): Promise<unknown>;
+  /** Updates the recipient's copies of a decided request's card in place (`n`: the notification). */
+  updateCards(recipient: Principal, view: ActivationView, n: Notification): Promise<unknown>;
   /** Shows the recipient's review notices that list this item again, with its outcome (`review_decided`). */
   updateReviewNotices(recipient: Principal, itemId: string): Promise<unknown>;
   /** A security alert raised or resolved (alert-delivery.ts: the admin channel, or each admin). */
@@ -123,7 +123,7 @@ export function platformDelivery(
           return await sends.card(n, recipient, view);
         }
         if (n.kind === 'request_decided' && view) {
-          await sends.updateCards(recipient, view);
+          await sends.updateCards(recipient, view, n);
           return 'sent';
         }
         if (n.kind === 'review_decided') {

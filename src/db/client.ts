@@ -33,7 +33,7 @@ export async function openDatabase(options: { databaseUrl?: string; dataDir: str
   if (options.databaseUrl) {
     // notices (e.g. "relation already exists, skipping" from the migrator) are noise in our logs.
     const client = postgres(options.databaseUrl, { max: 10, onnotice: () => {} });
-    const db = drizzlePostgres(client, { schema, casing: 'snake_case' }) as unknown as Db;
+    const db = drizzlePostgres(preparing(client), { schema, casing: 'snake_case' }) as unknown as Db;
     return {
       db,
       kind: 'postgres',
@@ -69,6 +69,55 @@ export async function openDatabase(options: { databaseUrl?: string; dataDir: str
       release();
     },
   };
+}
+
+/** Queries with at most this many parameters are prepared (see `preparing`). */
+const PREPARE_MAX_PARAMETERS = 32;
+
+/**
+ * The postgres.js client as drizzle should use it: with short queries prepared.
+ *
+ * drizzle runs every query through `unsafe(text, params, { prepare: false })` (only the ones named
+ * with `.prepare(name)` are prepared). postgres.js then asks the server for the parameter types
+ * before it can send the values, so each unprepared query with parameters takes two round trips
+ * (Parse/Describe, then Bind/Execute) every time; at 200 Slack requests a second, and on every tick
+ * of the loop, those were half of the server's writes to PostgreSQL. Prepared, a query costs the two
+ * on its first use on a connection and one afterwards (postgres.js keeps the statement per
+ * connection, keyed by its text, until the connection is recycled). Only queries with few
+ * parameters are prepared: their texts repeat, while bulk statements (one parameter per row or per
+ * id) vary in length and would each leave a statement behind. `?prepare=false` in DATABASE_URL
+ * (postgres.js's own switch, for PgBouncer in transaction mode) turns preparing off for all.
+ */
+function preparing(sql: postgres.Sql): postgres.Sql {
+  type Unsafe = postgres.Sql['unsafe'];
+  return new Proxy(sql, {
+    get(target, key, receiver) {
+      const value = Reflect.get(target, key, receiver);
+      if (key === 'unsafe') {
+        return ((text: string, params?: unknown[], options?: { prepare?: boolean }) =>
+          (value as Unsafe)(
+            text,
+            params as postgres.ParameterOrJSON<never>[],
+            params && params.length > 0 && params.length <= PREPARE_MAX_PARAMETERS
+              ? { ...options, prepare: true }
+              : options,
+          )) as Unsafe;
+      }
+      // Transactions and savepoints hand their callback a client of their own: the same for it.
+      if (key === 'begin' || key === 'savepoint') {
+        return (...args: unknown[]) =>
+          (value as (...a: unknown[]) => unknown).apply(
+            target,
+            args.map((arg) =>
+              typeof arg === 'function'
+                ? (tx: postgres.Sql) => (arg as (tx: postgres.Sql) => unknown)(preparing(tx))
+                : arg,
+            ),
+          );
+      }
+      return value;
+    },
+  });
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { Db, Tx } from '../db/client.ts';
-import { and, desc, eq, gte, idIn, inArray, isNull, ne } from '../db/drizzle.ts';
+import { and, desc, eq, gte, idIn, inArray, isNull, ne, sql } from '../db/drizzle.ts';
 import { conflict, notFound } from '../errors.ts';
 import { type ActivationStatus, activations, decisions, OPEN_STATUSES } from './activation.sql.ts';
 import { principals } from './principal.sql.ts';
@@ -226,6 +226,34 @@ export async function listActivations(
     )
     .orderBy(desc(activations.createdAt))
     .limit(filter.limit ?? 1000);
+}
+
+/**
+ * A principal's open activations, newest first (the board's `listActivations`), as a statement
+ * built once for `db` (on first use): the board is read on every `/elevate`, and drizzle building
+ * the query each time cost the server's thread more than the query's own round trip.
+ */
+export function prepareOpenActivations(db: Db): (principalId: string) => Promise<ActivationView[]> {
+  let query: ReturnType<typeof build> | undefined;
+  const build = () =>
+    db
+      .select({ activation: activations, role: roles, principal: principals })
+      .from(activations)
+      .innerJoin(roles, eq(roles.id, activations.roleId))
+      .innerJoin(principals, eq(principals.id, activations.principalId))
+      .where(
+        and(
+          eq(activations.principalId, sql.placeholder('principalId')),
+          inArray(activations.status, OPEN_STATUSES),
+        ),
+      )
+      .orderBy(desc(activations.createdAt))
+      .limit(1000)
+      .prepare('open_activations_of_principal');
+  return (principalId) => {
+    query ??= build();
+    return query.execute({ principalId });
+  };
 }
 
 /** PostgreSQL's unique_violation, whichever driver (and drizzle wrapper) reports it. */

@@ -1,11 +1,11 @@
 import { performance } from 'node:perf_hooks';
 import type { Clock } from '../clock.ts';
 import type { Db, Tx } from '../db/client.ts';
-import { and, eq, gt, idIn, isNotNull, isNull, lte, ne, or, type SQL } from '../db/drizzle.ts';
+import { and, eq, gt, idIn, isNotNull, isNull, lte, ne, or, type SQL, sql } from '../db/drizzle.ts';
 import { conflict, forbidden, invalid } from '../errors.ts';
 import { GrantError, type GrantProvider, type GrantTarget } from '../grants/grant-provider.ts';
 import type { ProviderRegistry } from '../grants/registry.ts';
-import { type ActivationStatus, activations, decisions, OPEN_STATUSES } from './activation.sql.ts';
+import { type ActivationStatus, activations, decisions } from './activation.sql.ts';
 import {
   type Activation,
   type ActivationView,
@@ -14,6 +14,7 @@ import {
   insertActivation,
   listActivations,
   listDecisions,
+  prepareOpenActivations,
   renewLeases,
   transition,
   transitionIds,
@@ -227,22 +228,31 @@ export function createActivationService(deps: ActivationDeps) {
     });
   }
 
-  /** The roles a principal may activate now, by name. */
-  function listEligible(principalId: string): Promise<Access['eligible']> {
-    const now = clock();
-    return db
+  // The board's and the activation form's reads, built once (on first use): they run on nearly
+  // every chat request.
+  let eligibleQuery: ReturnType<typeof buildEligibleQuery> | undefined;
+  const buildEligibleQuery = () =>
+    db
       .select({ role: roles, eligibleUntil: eligibilities.endAt })
       .from(eligibilities)
       .innerJoin(roles, eq(roles.id, eligibilities.roleId))
       .where(
         and(
-          eq(eligibilities.principalId, principalId),
+          eq(eligibilities.principalId, sql.placeholder('principalId')),
           isNull(roles.archivedAt),
-          lte(eligibilities.startAt, now),
-          or(isNull(eligibilities.endAt), gt(eligibilities.endAt, now)),
+          lte(eligibilities.startAt, sql.placeholder('now')),
+          or(isNull(eligibilities.endAt), gt(eligibilities.endAt, sql.placeholder('now'))),
         ),
       )
-      .orderBy(roles.name);
+      .orderBy(roles.name)
+      .prepare('eligible_roles_of_principal');
+  const openActivationsOf = prepareOpenActivations(db);
+
+  /** The roles a principal may activate now, by name. */
+  function listEligible(principalId: string): Promise<Access['eligible']> {
+    eligibleQuery ??= buildEligibleQuery();
+    // Placeholders reach the driver as they are (no column encoder): the time as text.
+    return eligibleQuery.execute({ principalId, now: clock().toISOString() });
   }
 
   const runTx = <T>(work: (tx: Tx) => Promise<T>) => db.transaction(work);
@@ -254,7 +264,7 @@ export function createActivationService(deps: ActivationDeps) {
     /** The requester's board. */
     async listAccess(principalId: string): Promise<Access> {
       const eligible = await listEligible(principalId);
-      const open = await listActivations(db, { principalId, statuses: OPEN_STATUSES });
+      const open = await openActivationsOf(principalId);
       return {
         eligible,
         // An extension shows only while it waits for approval; applied, it is part of its parent.

@@ -34,6 +34,24 @@ export async function findPrincipalByEmail(db: Db, email: string): Promise<Princ
   return row;
 }
 
+/**
+ * `findPrincipalByEmail` as a statement built once for `db` (on first use), for the chat
+ * surfaces, which look the principal up afresh on every request (admin flags change).
+ */
+export function preparePrincipalByEmail(db: Db): (email: string) => Promise<Principal | undefined> {
+  let query: ReturnType<typeof build> | undefined;
+  const build = () =>
+    db
+      .select()
+      .from(principals)
+      .where(eq(principals.email, sql.placeholder('email')))
+      .prepare('principal_by_email');
+  return async (email) => {
+    query ??= build();
+    return (await query.execute({ email: email.trim().toLowerCase() }))[0];
+  };
+}
+
 /** Principals by id, for turning stored ids back into people. */
 export async function principalsByIds(db: Db, ids: string[]): Promise<Principal[]> {
   if (ids.length === 0) return [];

@@ -298,6 +298,12 @@ describe('a role with an approvals channel', () => {
         .slice(postsBefore)
         .filter((c) => c.args.channel === CHANNEL),
     ).toHaveLength(1);
+    // Each of the three approvers is told of the decision; the channel's one card is updated once.
+    expect(
+      elevate.slack.api
+        .callsTo('chat.update')
+        .filter((c) => c.args.channel === CHANNEL && c.args.ts === card.ts),
+    ).toHaveLength(1);
   });
 });
 

@@ -67,8 +67,11 @@ export interface SlackWorkspace {
   addUser(id: string, email?: string, name?: string): FakeSlackUser;
   /** The DM channel Slack would give the bot with this user. */
   dm(user: string): string;
-  /** A fresh trigger_id for this user (valid once, 3 s), as Slack puts in a payload. */
-  trigger(user: string): string;
+  /**
+   * A fresh trigger_id for this user (valid once, 3 s from `at`, ms since the epoch, default now),
+   * as Slack puts in a payload.
+   */
+  trigger(user: string, at?: number): string;
   /** A fresh response_url for this user. */
   responseUrl(user: string): string;
   /** Files the HTTP answer to a request as an ephemeral message, as Slack shows it. */
@@ -370,9 +373,9 @@ export async function startSlackWorkspace(): Promise<SlackWorkspace> {
     responseBase,
     addUser: (id, email, name) => api.addUser({ id, email, name: name ?? id.toLowerCase() }),
     dm,
-    trigger(user) {
+    trigger(user, at = Date.now()) {
       const id = `${nextId('')}.${Math.floor(Math.random() * 1e9)}.${Math.random().toString(16).slice(2)}`;
-      triggers.set(id, { user, at: Date.now(), used: false });
+      triggers.set(id, { user, at, used: false });
       return id;
     },
     responseUrl(user) {

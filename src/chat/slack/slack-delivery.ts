@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { WebClient } from '@slack/web-api';
 import type { Clock } from '../../clock.ts';
 import type { Db } from '../../db/client.ts';
@@ -10,6 +11,7 @@ import type { Logger } from '../../log.ts';
 import { createAlertDelivery } from '../alert-delivery.ts';
 import {
   claimSharedMessage,
+  claimSharedUpdate,
   completeSharedMessage,
   findChatMessages,
   findReviewNotices,
@@ -110,8 +112,11 @@ export function createSlackDelivery(deps: SlackDeliveryDeps): ChatPlatform {
     return 'sent' as const;
   }
 
-  /** Every copy of the card this recipient can see (theirs and the channel's) shows the outcome. */
-  async function updateCards(recipient: Principal, view: ActivationView) {
+  /**
+   * Every copy of the card this recipient can see (theirs and the channel's) shows the outcome.
+   * The channel's copy is every approver's: it is updated once per content, not once per approver.
+   */
+  async function updateCards(recipient: Principal, view: ActivationView, n: Notification) {
     const copies = await findChatMessages(db, {
       platform: 'slack',
       activationId: view.activation.id,
@@ -120,8 +125,12 @@ export function createSlackDelivery(deps: SlackDeliveryDeps): ChatPlatform {
     });
     if (copies.length === 0) return;
     const card = renderMessage(await approvalCardOf(activations, view, deps.clock()));
-    for (const copy of copies)
+    const shows = createHash('sha256').update(JSON.stringify(card)).digest('base64url');
+    for (const copy of copies) {
+      if (copy.recipientId === null && !(await claimSharedUpdate(db, copy.id, { shows, claimant: n.id })))
+        continue;
       await client.chat.update({ channel: copy.channel, ts: copy.messageId, ...card });
+    }
   }
 
   /** The recipient's review notices listing the item, shown again with its outcome. */

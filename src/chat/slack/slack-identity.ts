@@ -3,9 +3,9 @@ import type { Clock } from '../../clock.ts';
 import type { Db } from '../../db/client.ts';
 import { linkChatIdentity } from '../../elevation/identity-service.ts';
 import {
-  findPrincipalByEmail,
   listChatIdentities,
   type Principal,
+  preparePrincipalByEmail,
 } from '../../elevation/principal-repository.ts';
 import { UnknownPerson } from '../answers.ts';
 
@@ -19,6 +19,7 @@ const EMAIL_TTL_MS = 10 * 60_000;
 export function createSlackIdentity(deps: { client: WebClient; db: Db; clock: Clock }) {
   const { client, db } = deps;
   const emails = new Map<string, { email: string; until: number }>();
+  const principalByEmail = preparePrincipalByEmail(db);
 
   /** The principal behind a Slack user, linked on first sight; throws UnknownPerson without an email. */
   async function principalOf(userId: string, teamId: string): Promise<Principal> {
@@ -26,7 +27,7 @@ export function createSlackIdentity(deps: { client: WebClient; db: Db; clock: Cl
     const cached = emails.get(key);
     const now = deps.clock().getTime();
     if (cached && cached.until > now) {
-      const principal = await findPrincipalByEmail(db, cached.email);
+      const principal = await principalByEmail(cached.email);
       if (principal) return principal;
     }
     const info = await client.users.info({ user: userId });

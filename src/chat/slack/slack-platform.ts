@@ -13,6 +13,7 @@ import { registerReviewListeners } from './review-listeners.ts';
 import type { SlackContext } from './slack-context.ts';
 import { createSlackDelivery } from './slack-delivery.ts';
 import { slackChatOn } from './slack-env.ts';
+import { slackFetch } from './slack-fetch.ts';
 import { createSlackIdentity } from './slack-identity.ts';
 
 /** Slack's replay window; Bolt refuses older timestamps, we refuse ones this far in the future. */
@@ -21,6 +22,16 @@ const MAX_SKEW_S = 300;
 /** The Slack chat platform of one process: its route (HTTP mode), its outbox delivery, start/stop. */
 export interface SlackPlatform extends ChatSurface {
   mode: 'http' | 'socket';
+  /**
+   * HTTP mode: what the HTTP front (`http/front.ts`) needs to ack Slack's commands, clicks and
+   * events itself — the route and the signing secret — and where it hands each one over, verified
+   * and parsed, to run the listeners here (their ack is then a no-op).
+   */
+  front?: {
+    path: string;
+    signingSecret: string;
+    receive(body: Record<string, unknown>, retry: { num?: number; reason?: string }): void;
+  };
 }
 
 /**
@@ -40,10 +51,13 @@ export function createSlackPlatform(
   const log = deps.log.child({ platform: 'slack' });
   // A fresh object: Socket Mode writes its own retry settings into the one it gets. 429s are not
   // waited out inside the client: the outbox reschedules by Retry-After, a click answers at once.
+  // Web API calls and respond() go through slackFetch (node:http), which costs the request path
+  // less than Node's fetch.
   const clientOptions = {
     slackApiUrl: config.SLACK_API_URL ?? DEFAULT_SLACK_API_URL,
     retryConfig: { retries: 1, factor: 1, minTimeout: 200, maxTimeout: 500 },
     rejectRateLimitedCalls: true,
+    fetch: slackFetch,
   };
   const common = {
     token,
@@ -125,6 +139,26 @@ export function createSlackPlatform(
   return {
     mode: socket ? 'socket' : 'http',
     routes,
+    ...(receiver
+      ? {
+          front: {
+            path: '/slack/events',
+            signingSecret: config.SLACK_SIGNING_SECRET ?? '',
+            receive(body, retry) {
+              ctx.track(
+                app
+                  .processEvent({
+                    body,
+                    ack: async () => {},
+                    ...(retry.num === undefined ? {} : { retryNum: retry.num }),
+                    ...(retry.reason === undefined ? {} : { retryReason: retry.reason }),
+                  })
+                  .catch((error: unknown) => log.error({ err: error }, 'Slack listener failed')),
+              );
+            },
+          },
+        }
+      : {}),
     delivery: createSlackDelivery({
       client: app.client,
       db: deps.db,
