@@ -64,6 +64,8 @@ export async function openTestDatabase(): Promise<TestDatabase> {
  * template, so that it starts in half a second rather than running initdb.
  */
 export function seedPgliteDir(dataDir: string): void {
+  // The benches use the harnesses outside vitest: no template, the process creates the directory.
+  if (!process.env.VITEST) return;
   cpSync(inject('pgliteTemplate'), dataDir, { recursive: true });
 }
 
