@@ -28,6 +28,7 @@ import { createAdminService } from '../src/elevation/admin-service.ts';
 import { createProviderRegistry } from '../src/grants/registry.ts';
 import { openTestDatabase } from '../test/support/db.ts';
 import type { FromReplica, ToReplica } from './revocation-replica.ts';
+import { START_FLAGS } from './start-flags.ts';
 import { ms, summary } from './stats.ts';
 
 const POSTGRES = process.env.DATABASE_URL;
@@ -36,16 +37,6 @@ const REPLICAS = (process.env.BENCH_REVOKE_REPLICAS ?? (POSTGRES ? '1,3' : '1'))
 const SPREAD_MS = Number(process.env.BENCH_REVOKE_SPREAD_MS ?? 1_000);
 const ROLE = 'bench-expiry';
 const REPLICA = new URL('./revocation-replica.ts', import.meta.url).pathname;
-/**
- * The V8 flags `npm start` gives `elevate serve` (package.json's start script: a smaller young
- * generation and old-generation growth, see README, *Revocation at expiry*): each replica runs with
- * them, as the server does.
- */
-const START_FLAGS: string[] =
-  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).scripts.start.match(
-    /--[a-z-]+=\S+/g,
-  ) ?? [];
-
 interface Result {
   size: number;
   replicas: number;

@@ -47,6 +47,7 @@ import type { FakeSlackCall } from '../test/support/fake-slack-api.ts';
 import { type ElevateServer, startElevate } from '../test/support/slack-harness.ts';
 import type { SlackMessage } from '../test/support/slack-workspace.ts';
 import { type DriverPhase, type DriverRequest, type DriverResult, now } from './slack-driver.ts';
+import { START_FLAGS } from './start-flags.ts';
 import { ms, summary } from './stats.ts';
 
 const RATES = (process.env.BENCH_RATES ?? '50,100,200').split(',').map(Number);
@@ -185,6 +186,8 @@ export async function runSlackBench(): Promise<void> {
     policy: policy(),
     startTimeoutMs: 180_000,
     env: { LOG_LEVEL: 'warn', ...probe('elevate') },
+    // Elevate as `npm start` runs it; BENCH_SERVER_FLAGS adds Node or V8 flags to try.
+    nodeFlags: [...START_FLAGS, ...(process.env.BENCH_SERVER_FLAGS?.split(' ').filter(Boolean) ?? [])],
   });
   let bare: ChildProcess | undefined;
   let driverThread: Worker | undefined;

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, expect, test, vi } from 'vitest';
+import { afterAll, beforeAll, expect, onTestFinished, test, vi } from 'vitest';
 import { z } from 'zod';
 import { auditEvents } from '../../src/audit/audit.sql.ts';
 import { and, eq, inArray } from '../../src/db/drizzle.ts';
@@ -20,9 +20,9 @@ afterAll(() => database?.close());
 
 let n = 0;
 /** A core with its own role and eligible requester, so tests on the shared database stay apart. */
-async function scene(settings = {}) {
+async function scene(settings = {}, db = database.db) {
   n += 1;
-  const core = createCore(database.db);
+  const core = createCore(db);
   const role = `loop-${n}`;
   const email = `dee${n}@example.com`;
   await core.admin.setAdmins(core.cli, [`ana${n}@example.com`]);
@@ -203,12 +203,16 @@ function gatedReplica(core: ReturnType<typeof createCore>) {
       { type: 'recording', roleConfig: z.object({}).strict(), create: () => provider },
     ],
   });
-  const service = createActivationService({ db: database.db, providers, clock: core.clock });
+  const service = createActivationService({ db: core.db, providers, clock: core.clock });
   return { service, revoked, open };
 }
 
 test('a replica whose batch outlasted the lease leaves rows another replica took over to it', async () => {
-  const { core, role } = await scene({ maxDuration: 60 });
+  // A database of its own: rows other tests leave in flight would be due too, and a claim bounded
+  // to this test's rows could take one of them instead of one of these.
+  const own = await openTestDatabase();
+  onTestFinished(() => own.close());
+  const { core, role } = await scene({ maxDuration: 60 }, own.db);
   // One row more than a replica renews and calls for at once: the last waits for the first chunk.
   const count = SETTLE_CONCURRENCY + 1;
   const ids: string[] = [];
@@ -239,12 +243,12 @@ test('a replica whose batch outlasted the lease leaves rows another replica took
   expect(a.revoked).toHaveLength(SETTLE_CONCURRENCY);
   const last = ids.find((id) => !a.revoked.includes(id));
   expect(b.revoked.filter((id) => id === last)).toHaveLength(1);
-  const statuses = await database.db
+  const statuses = await own.db
     .select({ status: activations.status })
     .from(activations)
     .where(inArray(activations.id, ids));
   expect(statuses.map((s) => s.status)).toEqual(Array(count).fill('ended'));
-  const ended = await database.db
+  const ended = await own.db
     .select({ id: auditEvents.subjectId })
     .from(auditEvents)
     .where(and(eq(auditEvents.action, 'activation.ended'), inArray(auditEvents.subjectId, ids)));

@@ -46,6 +46,8 @@ export interface ElevateOptions {
   port?: number;
   /** Slack users (id → email) in the workspace before the server starts (and sends its first notices). */
   users?: Record<string, string>;
+  /** Node or V8 flags for the server process (the bench gives it `npm start`'s). */
+  nodeFlags?: string[];
 }
 
 export interface ElevateServer {
@@ -148,7 +150,10 @@ export async function startElevate(options: ElevateOptions): Promise<ElevateServ
       ...options.env,
     };
     const launch = async () => {
-      const started = spawn(process.execPath, [BIN, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const started = spawn(process.execPath, [...(options.nodeFlags ?? []), BIN, 'serve'], {
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       child = started;
       started.stdout?.on('data', (chunk) => {
         output += chunk;
