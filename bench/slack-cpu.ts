@@ -25,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { ACTION } from '../src/chat/slack/ids.ts';
 import { startElevate } from '../test/support/slack-harness.ts';
 import type { SlackMessage } from '../test/support/slack-workspace.ts';
+import { benchPolicy, emailOf, KINDS, type Kind } from './slack.ts';
 import { ms, summary } from './stats.ts';
 
 const REQUESTS = Number(process.env.BENCH_CPU_REQUESTS ?? 400);
@@ -32,33 +33,16 @@ const USERS = Number(process.env.BENCH_USERS ?? 50);
 const ROLES = Number(process.env.BENCH_ROLES ?? 5);
 const WARMUP = 100;
 const IDLE_MS = 5_000;
-type Kind = 'board' | 'modalCommand' | 'modalClick';
-const KINDS = (process.env.BENCH_KINDS ?? 'board,modalCommand,modalClick').split(',') as Kind[];
 const PROBE = fileURLToPath(new URL('./probe.ts', import.meta.url));
 
 const users = Array.from({ length: USERS }, (_, i) => `UCPU${String(i + 1).padStart(4, '0')}`);
-const emailOf = (user: string) => `${user.toLowerCase()}@bench.example`;
 const roles = Array.from({ length: ROLES }, (_, i) => `bench-role-${i + 1}`);
-
-function policy(): string {
-  const lines = ['admins: [admin@bench.example]', 'roles:'];
-  for (const role of roles) {
-    lines.push(
-      `  - { name: ${role}, scope: bench, provider: { type: none }, settings: { maxDuration: 4h } }`,
-    );
-  }
-  lines.push('eligibility:');
-  for (const user of users) {
-    for (const role of roles) lines.push(`  - { principal: ${emailOf(user)}, role: ${role} }`);
-  }
-  return `${lines.join('\n')}\n`;
-}
 
 export async function runSlackCpuBench(): Promise<void> {
   const probeDir = await mkdtemp(join(tmpdir(), 'elevate-bench-cpu-'));
   const probeFile = join(probeDir, 'elevate.jsonl');
   const elevate = await startElevate({
-    policy: policy(),
+    policy: benchPolicy(users, roles),
     startTimeoutMs: 180_000,
     env: {
       LOG_LEVEL: 'warn',

@@ -66,14 +66,17 @@ const PROBE = fileURLToPath(new URL('./probe.ts', import.meta.url));
 const QUIET_MS = 5_000;
 const OUTBOX_MAX_MS = 120_000;
 
-type Kind = 'board' | 'modalCommand' | 'modalClick';
-const KINDS = (process.env.BENCH_KINDS ?? 'board,modalCommand,modalClick').split(',') as Kind[];
+/** The requests the Slack benches send, in turn (BENCH_KINDS picks some). */
+export type Kind = 'board' | 'modalCommand' | 'modalClick';
+export const KINDS = (process.env.BENCH_KINDS ?? 'board,modalCommand,modalClick').split(',') as Kind[];
 
 const users = Array.from({ length: USERS }, (_, i) => `UBENCH${String(i + 1).padStart(4, '0')}`);
-const emailOf = (user: string) => `${user.toLowerCase()}@bench.example`;
+/** A bench user's email in the local Slack and the policy file. */
+export const emailOf = (user: string) => `${user.toLowerCase()}@bench.example`;
 const roles = Array.from({ length: ROLES }, (_, i) => `bench-role-${i + 1}`);
 
-function policy(): string {
+/** The benches' policy file: `roles` on the `none` provider, every one of `users` eligible for each. */
+export function benchPolicy(users: string[], roles: string[]): string {
   const lines = ['admins: [admin@bench.example]', 'roles:'];
   for (const role of roles) {
     // Defaults: justification required, no approval, so `activate <role>` alone opens the modal.
@@ -183,7 +186,7 @@ export async function runSlackBench(): Promise<void> {
       : {}),
   });
   const elevate = await startElevate({
-    policy: policy(),
+    policy: benchPolicy(users, roles),
     startTimeoutMs: 180_000,
     env: { LOG_LEVEL: 'warn', ...probe('elevate') },
     // Elevate as `npm start` runs it; BENCH_SERVER_FLAGS adds Node or V8 flags to try.

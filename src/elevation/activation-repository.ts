@@ -17,6 +17,15 @@ export interface ActivationView {
   principal: typeof principals.$inferSelect;
 }
 
+/** Activations joined to their role and principal, as `ActivationView`s once a `where` is added. */
+function selectViews(db: Db) {
+  return db
+    .select({ activation: activations, role: roles, principal: principals })
+    .from(activations)
+    .innerJoin(roles, eq(roles.id, activations.roleId))
+    .innerJoin(principals, eq(principals.id, activations.principalId));
+}
+
 /** Loads an activation with its role and principal; `lock` takes the row lock (inside a tx only). */
 export async function getActivation(
   db: Db,
@@ -24,12 +33,7 @@ export async function getActivation(
   options: { lock?: boolean } = {},
 ): Promise<ActivationView> {
   if (!isUuid(id)) throw notFound(`There is no activation "${id}".`);
-  const query = db
-    .select({ activation: activations, role: roles, principal: principals })
-    .from(activations)
-    .innerJoin(roles, eq(roles.id, activations.roleId))
-    .innerJoin(principals, eq(principals.id, activations.principalId))
-    .where(eq(activations.id, id));
+  const query = selectViews(db).where(eq(activations.id, id));
   const [row] = options.lock ? await query.for('update', { of: activations }) : await query;
   if (!row) throw notFound(`There is no activation "${id}".`);
   return row;
@@ -211,11 +215,7 @@ export async function listActivations(
     limit?: number;
   } = {},
 ): Promise<ActivationView[]> {
-  return db
-    .select({ activation: activations, role: roles, principal: principals })
-    .from(activations)
-    .innerJoin(roles, eq(roles.id, activations.roleId))
-    .innerJoin(principals, eq(principals.id, activations.principalId))
+  return selectViews(db)
     .where(
       and(
         filter.principalId ? eq(activations.principalId, filter.principalId) : undefined,
@@ -236,11 +236,7 @@ export async function listActivations(
 export function prepareOpenActivations(db: Db): (principalId: string) => Promise<ActivationView[]> {
   let query: ReturnType<typeof build> | undefined;
   const build = () =>
-    db
-      .select({ activation: activations, role: roles, principal: principals })
-      .from(activations)
-      .innerJoin(roles, eq(roles.id, activations.roleId))
-      .innerJoin(principals, eq(principals.id, activations.principalId))
+    selectViews(db)
       .where(
         and(
           eq(activations.principalId, sql.placeholder('principalId')),
