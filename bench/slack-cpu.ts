@@ -17,7 +17,7 @@
  * the server's main thread per kind, `phase-<n>.cpuprofile`, odd n are the kinds in order).
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -25,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { ACTION } from '../src/chat/slack/ids.ts';
 import { startElevate } from '../test/support/slack-harness.ts';
 import type { SlackMessage } from '../test/support/slack-workspace.ts';
-import { benchPolicy, emailOf, KINDS, type Kind } from './slack.ts';
+import { benchPolicy, emailOf, KINDS, type Kind, probeSnapshot } from './slack.ts';
 import { ms, summary } from './stats.ts';
 
 const REQUESTS = Number(process.env.BENCH_CPU_REQUESTS ?? 400);
@@ -90,18 +90,18 @@ export async function runSlackCpuBench(): Promise<void> {
     };
 
     // What the server spends while idle (the loop's ticks), per second: subtracted below.
-    await snapshot(pid, probeFile);
+    await probeSnapshot(pid, probeFile);
     const idleStart = performance.now();
     const idleCpuStart = cpuMs(pid);
     await new Promise((r) => setTimeout(r, IDLE_MS));
     const idleSeconds = (performance.now() - idleStart) / 1000;
-    const idleMain = ((await snapshot(pid, probeFile))?.mainThreadCpuMs ?? Number.NaN) / idleSeconds;
+    const idleMain = ((await probeSnapshot(pid, probeFile))?.mainThreadCpuMs ?? Number.NaN) / idleSeconds;
     const idleAll = (cpuMs(pid) - idleCpuStart) / idleSeconds;
 
     const rows: string[] = [];
     for (const kind of KINDS) {
       for (let i = 0; i < WARMUP; i++) await one(kind, i);
-      await snapshot(pid, probeFile);
+      await probeSnapshot(pid, probeFile);
       const started = performance.now();
       const cpuBefore = cpuMs(pid);
       const acks: number[] = [];
@@ -112,7 +112,7 @@ export async function runSlackCpuBench(): Promise<void> {
         dones.push(done);
       }
       const cpuAll = cpuMs(pid) - cpuBefore;
-      const inside = await snapshot(pid, probeFile);
+      const inside = await probeSnapshot(pid, probeFile);
       const seconds = (performance.now() - started) / 1000;
       const main = ((inside?.mainThreadCpuMs ?? Number.NaN) - idleMain * seconds) / REQUESTS;
       const all = (cpuAll - idleAll * seconds) / REQUESTS;
@@ -173,20 +173,6 @@ function cpuMs(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
-/** Asks the probe for its numbers since the last ask (SIGUSR2) and reads them. */
-async function snapshot(pid: number, file: string): Promise<{ mainThreadCpuMs?: number } | undefined> {
-  const lines = async () => (await readFile(file, 'utf8').catch(() => '')).split('\n').filter(Boolean);
-  const before = (await lines()).length;
-  process.kill(pid, 'SIGUSR2');
-  const deadline = performance.now() + 30_000;
-  while (performance.now() < deadline) {
-    const now = await lines();
-    if (now.length > before) return JSON.parse(now[now.length - 1] as string);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return undefined;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await runSlackCpuBench();

@@ -443,7 +443,7 @@ async function quiet(calls: FakeSlackCall[], methods: string[]): Promise<{ count
 }
 
 /** Asks the probe in `pid` for its numbers since the last ask (SIGUSR2) and reads them. */
-async function probeSnapshot(pid: number | undefined, file: string): Promise<ProbeLine | undefined> {
+export async function probeSnapshot(pid: number | undefined, file: string): Promise<ProbeLine | undefined> {
   if (pid === undefined) return undefined;
   const lines = async () => (await readFile(file, 'utf8').catch(() => '')).split('\n').filter(Boolean);
   const before = (await lines()).length;
