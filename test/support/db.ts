@@ -26,6 +26,8 @@ export async function openTestDatabase(): Promise<TestDatabase> {
     const dataDir = join(dir, 'data');
     seedPgliteDir(dataDir);
     const database = await openDatabase({ dataDir });
+    // Nothing to do on the template's copy; outside vitest (the benches) it migrates from empty.
+    await database.migrate();
     const client = (database.db as unknown as { $client: { query<T>(q: string): Promise<{ rows: T[] }> } })
       .$client;
     return {
