@@ -50,30 +50,14 @@ export async function transition(
   to: ActivationStatus,
   changes: ActivationChanges & { updatedAt: Date },
 ): Promise<Activation | undefined> {
-  const [row] = await transitionAll(tx, [id], from, to, changes);
+  const [row] = await moveStatus(tx, [id], from, to, changes).returning();
   return row;
 }
 
 /**
- * `transition` for many rows in one statement (the loop's batches): returns the rows that moved;
- * a row that had moved on is left out, exactly as `transition` leaves it alone.
+ * `transition` for many rows in one statement (the loop's batches): the ids of the rows that
+ * moved (nothing read back); a row that had moved on is left out, as `transition` leaves it alone.
  */
-export async function transitionAll(
-  tx: Db,
-  ids: readonly string[],
-  from: readonly ActivationStatus[],
-  to: ActivationStatus,
-  changes: ActivationChanges & { updatedAt: Date },
-): Promise<Activation[]> {
-  if (ids.length === 0) return [];
-  return tx
-    .update(activations)
-    .set({ ...changes, status: to })
-    .where(and(idIn(activations.id, ids), inArray(activations.status, from)))
-    .returning();
-}
-
-/** `transitionAll` returning only the ids of the rows that moved (nothing to read back). */
 export async function transitionIds(
   tx: Db,
   ids: readonly string[],
@@ -82,16 +66,26 @@ export async function transitionIds(
   changes: ActivationChanges & { updatedAt: Date },
 ): Promise<Set<string>> {
   if (ids.length === 0) return new Set();
-  const rows = await tx
-    .update(activations)
-    .set({ ...changes, status: to })
-    .where(and(idIn(activations.id, ids), inArray(activations.status, from)))
-    .returning({ id: activations.id });
+  const rows = await moveStatus(tx, ids, from, to, changes).returning({ id: activations.id });
   return new Set(rows.map((row) => row.id));
 }
 
+/** The conditional update both share: only rows of `ids` still in a `from` status move to `to`. */
+function moveStatus(
+  tx: Db,
+  ids: readonly string[],
+  from: readonly ActivationStatus[],
+  to: ActivationStatus,
+  changes: ActivationChanges & { updatedAt: Date },
+) {
+  return tx
+    .update(activations)
+    .set({ ...changes, status: to })
+    .where(and(idIn(activations.id, ids), inArray(activations.status, from)));
+}
+
 /**
- * `transitionAll` for rows this transaction read under its row lock (FOR UPDATE): what they are
+ * `transitionIds` for rows this transaction read under its row lock (FOR UPDATE): what they are
  * now is what was read with the changes applied, so nothing is read back (a batch of the loop
  * would otherwise map a thousand whole rows again). Returns those rows, for the reads that moved.
  */

@@ -13,6 +13,16 @@ beforeAll(async () => {
 });
 afterAll(() => database?.close());
 
+/** The outbox's delivery through `platform` alone, on the test database and `core`'s clock. */
+function deliveryThrough(core: ReturnType<typeof createCore>, platform: ChatPlatform) {
+  return createNotificationDelivery({
+    db: database.db,
+    clock: core.clock,
+    log: createLogger('silent'),
+    platforms: [platform],
+  });
+}
+
 /** A replica's delivery through a chat platform that records and, until `open()`, hangs. */
 function slowReplica(core: ReturnType<typeof createCore>, gated: boolean) {
   let open = () => {};
@@ -30,13 +40,7 @@ function slowReplica(core: ReturnType<typeof createCore>, gated: boolean) {
       return 'sent';
     },
   };
-  const delivery = createNotificationDelivery({
-    db: database.db,
-    clock: core.clock,
-    log: createLogger('silent'),
-    platforms: [platform],
-  });
-  return { delivery, sent, open };
+  return { delivery: deliveryThrough(core, platform), sent, open };
 }
 
 test('a replica whose batch outlasted the lease does not deliver again what another replica took over', async () => {
@@ -79,12 +83,7 @@ test('notices that found no account go out at once when the person installs the 
       return 'sent';
     },
   };
-  const delivery = createNotificationDelivery({
-    db: database.db,
-    clock: core.clock,
-    log: createLogger('silent'),
-    platforms: [platform],
-  });
+  const delivery = deliveryThrough(core, platform);
   const asker = await core.person('asker@example.com');
   const recipientId = String((await core.person('late-approver@example.com')).principalId);
   const failed = () =>
