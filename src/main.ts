@@ -198,7 +198,16 @@ export async function start(config: Config, log: Logger): Promise<{ port: number
     if (front) {
       const upstreamPort = await server.listen(0, '127.0.0.1');
       const started = await startFront(
-        { port: config.PORT, upstreamPort, slack: { path: front.path, signingSecret: front.signingSecret } },
+        {
+          port: config.PORT,
+          upstreamPort,
+          // Plain values only: they are copied into the worker (`receive` stays on this thread).
+          slack: {
+            path: front.path,
+            signingSecret: front.signingSecret,
+            maxSkewSeconds: front.maxSkewSeconds,
+          },
+        },
         { log, metrics, receiveSlack: front.receive },
       );
       port = started.port;

@@ -16,8 +16,6 @@ const port = parentPort;
 if (!port) throw new Error('front-worker.ts runs as a worker thread');
 const options = workerData as FrontOptions;
 const post = (message: FrontMessage) => port.postMessage(message);
-/** Slack's replay window; Bolt refuses older timestamps, we also refuse ones this far ahead. */
-const MAX_SKEW_S = 300;
 
 const upstream = new http.Agent({ keepAlive: true });
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
@@ -72,7 +70,7 @@ async function slack(req: IncomingMessage, res: ServerResponse, slackOptions: Fr
   });
   // Bolt refuses old timestamps only; one from the future is a replay prepared in advance.
   const ts = Number(req.headers['x-slack-request-timestamp']);
-  if (Number.isFinite(ts) && ts > Date.now() / 1000 + MAX_SKEW_S) {
+  if (Number.isFinite(ts) && ts > Date.now() / 1000 + slackOptions.maxSkewSeconds) {
     bolt.buildNoBodyResponse(res, 401);
     return;
   }

@@ -23,8 +23,11 @@ export interface FrontOptions {
   host?: string;
   /** The app's server on 127.0.0.1, where everything not acked here goes. */
   upstreamPort: number;
-  /** Slack's events route, acked in the front; its signing secret checks every request. */
-  slack: { path: string; signingSecret: string };
+  /**
+   * Slack's events route, acked in the front; its signing secret checks every request, and a
+   * timestamp more than `maxSkewSeconds` ahead is refused (Bolt refuses old ones only).
+   */
+  slack: { path: string; signingSecret: string; maxSkewSeconds: number };
 }
 
 /** A message from the worker. */

@@ -30,6 +30,8 @@ export interface SlackPlatform extends ChatSurface {
   front?: {
     path: string;
     signingSecret: string;
+    /** The same refusal of future timestamps as this platform's own receiver. */
+    maxSkewSeconds: number;
     receive(body: Record<string, unknown>, retry: { num?: number; reason?: string }): void;
   };
 }
@@ -144,6 +146,7 @@ export function createSlackPlatform(
           front: {
             path: '/slack/events',
             signingSecret: config.SLACK_SIGNING_SECRET ?? '',
+            maxSkewSeconds: MAX_SKEW_S,
             receive(body, retry) {
               ctx.track(
                 app
